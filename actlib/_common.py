@@ -1,0 +1,45 @@
+"""Plumbing shared by every Function: input checks and the half-precision "opmath" rule."""
+
+import torch
+
+_HALF_TYPES = (torch.float16, torch.bfloat16)
+
+
+def check_floating(input: torch.Tensor, name: str) -> None:
+    """Raise a clear error unless ``input`` is a real floating-point tensor.
+
+    Activations are defined on real numbers; an integer or bool tensor would either be
+    silently promoted or fail deep inside a kernel, so we refuse it up front.
+    """
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"actlib.{name} expects a torch.Tensor, got {type(input).__name__}")
+    if not input.is_floating_point():
+        raise TypeError(
+            f"actlib.{name} expects a floating-point tensor (float16, bfloat16, float32 or "
+            f"float64), got dtype {input.dtype}; convert it first, e.g. x.float()"
+        )
+
+
+def opmath(tensor: torch.Tensor) -> torch.Tensor:
+    """Return ``tensor`` in the precision the arithmetic should run in.
+
+    float16/bfloat16 are computed in float32 and cast back once at the end, as
+    PyTorch's own kernels do: chaining half-precision ops would round at every step.
+    """
+    return tensor.float() if tensor.dtype in _HALF_TYPES else tensor
+
+
+def normalize_dim(dim: int, ndim: int, name: str) -> int:
+    """Map a possibly negative ``dim`` into ``range(ndim)``, with a clear IndexError.
+
+    A 0-d tensor is treated as having one dimension, as PyTorch's reductions do.
+    """
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"actlib.{name}: dim must be an int, got {type(dim).__name__}")
+    rank = max(ndim, 1)
+    if not -rank <= dim < rank:
+        raise IndexError(
+            f"actlib.{name}: dim {dim} is out of range for a tensor with {ndim} dimension(s) "
+            f"(expected a value in [{-rank}, {rank - 1}])"
+        )
+    return dim % rank

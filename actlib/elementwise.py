@@ -1,0 +1,539 @@
+r"""Element-wise activations as ``torch.autograd.Function``\ s with hand-derived backwards.
+
+Each Function is built from elementary tensor ops (``exp``, ``expm1``, ``log1p``, ``erfc``,
+``where``, ``clamp`` …), never from the PyTorch op it re-implements. Conventions shared by
+all of them:
+
+* **Modern style**: ``forward`` + ``setup_context``, ``generate_vmap_rule = True``, so they
+  work under ``torch.func.vmap``, ``grad`` and ``jacrev``.
+* **Second derivatives**: ``backward`` is written with differentiable ops (or calls other
+  actlib Functions), so ``create_graph=True`` and ``gradgradcheck`` work.
+* **Save one tensor**: the output where the derivative is a function of it
+  (σ' = σ(1 − σ), tanh' = 1 − tanh², ReLU's mask), else the input.
+* **Half precision**: float16/bfloat16 are computed in float32 and rounded once.
+* **Special values**: NaN in gives NaN out; at ±inf the result is the mathematical limit,
+  also where PyTorch's own kernel returns NaN (``silu(-inf)``, ``softsign(inf)``…).
+* **Kinks** take PyTorch's one-sided derivative: ReLU'(0) = 0, LeakyReLU'(0) = slope,
+  ELU'(0) = α.
+"""
+
+import math
+from numbers import Real
+
+import torch
+
+from ._common import check_floating, opmath
+
+# ---------------------------------------------------------------------------
+# Stable building blocks shared by several Functions (plain tensor code, no autograd).
+# ---------------------------------------------------------------------------
+
+
+def _finite(x: torch.Tensor) -> torch.Tensor:
+    """Clamp ±inf to the largest finite values (NaN stays NaN).
+
+    Used in derivatives with a term ``x · h(x)`` whose ``h`` vanishes at ±inf:
+    ``±inf · 0`` would be NaN, while the limit of the product is 0.
+    """
+    big = torch.finfo(x.dtype).max
+    return x.clamp(-big, big)
+
+
+def _no_negative_inf(x: torch.Tensor) -> torch.Tensor:
+    """Clamp -inf to the most negative finite value (NaN and +inf stay).
+
+    Used where an activation is ``x · gate(x)``: at ``x = -inf`` the gate is exactly 0
+    and ``-inf · 0`` would be NaN, while the limit of the product is 0.
+    """
+    return x.clamp_min(torch.finfo(x.dtype).min)
+
+
+def _sigmoid(z: torch.Tensor) -> torch.Tensor:
+    r"""σ(z) = 1 / (1 + e^{-z}); e^{-z} overflowing to inf correctly gives 0, never NaN."""
+    return torch.exp(-z).add_(1).reciprocal_()
+
+
+def _log1pexp(z: torch.Tensor) -> torch.Tensor:
+    r"""log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}), finite for every finite z.
+
+    The naive ``log(1 + exp(z))`` overflows to inf for z ≳ 88.7 in float32. The double
+    ``where`` keeps the argument of ``exp`` non-positive, so the branch not taken can never
+    feed inf into a gradient.
+    """
+    positive = z > 0
+    return torch.where(positive, z, 0) + torch.log1p(torch.exp(torch.where(positive, -z, z)))
+
+
+def _check_number(value, what: str, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"actlib.{name}: {what} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"actlib.{name}: {what} must be finite, got {value!r}")
+
+
+# ---------------------------------------------------------------------------
+# Squashing functions
+# ---------------------------------------------------------------------------
+
+
+class SigmoidFunction(torch.autograd.Function):
+    r"""σ(x) = 1 / (1 + e^{-x}), with σ'(x) = σ(x)(1 − σ(x)); saves the output."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input):
+        return _sigmoid(opmath(input)).to(input.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        y32 = opmath(y)
+        return (opmath(grad_output) * y32 * (1 - y32)).to(grad_output.dtype)
+
+
+class TanhFunction(torch.autograd.Function):
+    r"""tanh(x) = sign(x) · (1 − e^{-2|x|}) / (1 + e^{-2|x|}), tanh' = 1 − tanh²; saves the output.
+
+    Written with ``expm1`` so that small |x| keeps full relative precision
+    (tanh(x) ≈ x) and large |x| reaches ±1 without the inf/inf = NaN of
+    (e^x − e^{-x}) / (e^x + e^{-x}).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input):
+        x = opmath(input)
+        m = torch.expm1(-2 * x.abs())  # in (-1, 0]
+        return torch.copysign(-m / (2 + m), x).to(input.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        y32 = opmath(y)
+        return (opmath(grad_output) * (1 - y32 * y32)).to(grad_output.dtype)
+
+
+class SoftsignFunction(torch.autograd.Function):
+    r"""softsign(x) = x / (1 + |x|), softsign'(x) = 1 / (1 + |x|)²; saves the input.
+
+    ±inf maps to ±1 (PyTorch's ``F.softsign`` gives inf/inf = NaN there).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input):
+        x = opmath(input)
+        y = torch.where(x.isinf(), torch.sign(x), x / (1 + x.abs()))
+        return y.to(input.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        denominator = 1 + opmath(x).abs()
+        return (opmath(grad_output) / (denominator * denominator)).to(grad_output.dtype)
+
+
+# ---------------------------------------------------------------------------
+# Rectifiers
+# ---------------------------------------------------------------------------
+
+
+class ReLUFunction(torch.autograd.Function):
+    r"""relu(x) = max(x, 0); relu'(x) = 1 for x > 0 else 0 (0 at the kink, as PyTorch).
+
+    Saves the output: y > 0 exactly where x > 0. ``clamp_min`` (unlike a ``where`` on
+    ``x > 0``) propagates NaN.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input):
+        return input.clamp_min(0)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        # `y <= 0` rather than `y > 0`: a NaN output passes the gradient on, as in PyTorch.
+        return torch.where(y <= 0, 0, grad_output)
+
+
+class LeakyReLUFunction(torch.autograd.Function):
+    r"""leaky_relu(x) = x for x > 0 else a·x; derivative 1 or a (a at the kink); saves the input."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input, negative_slope):
+        return torch.where(input > 0, input, input * negative_slope)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+        ctx.negative_slope = inputs[1]
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return torch.where(x > 0, grad_output, grad_output * ctx.negative_slope), None
+
+
+def _broadcast_prelu_weight(weight: torch.Tensor, ndim: int) -> torch.Tensor:
+    """Shape the per-channel weight so it broadcasts along dim 1 of the input."""
+    if weight.numel() == 1 or ndim < 2:
+        return weight.reshape(())
+    return weight.reshape(-1, *([1] * (ndim - 2)))
+
+
+class PReLUFunction(torch.autograd.Function):
+    r"""prelu(x, a) = x for x > 0 else a_c·x, with a learnable slope per channel c (dim 1).
+
+    ∂/∂x = 1 or a_c; ∂/∂a_c = Σ over the channel's elements with x ≤ 0 of x · grad.
+    Saves the input and the weight (both derivatives need both).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input, weight):
+        slope = _broadcast_prelu_weight(weight, input.dim())
+        return torch.where(input > 0, input, input * slope)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        slope = _broadcast_prelu_weight(weight, x.dim())
+        positive = x > 0
+        grad_input = torch.where(positive, grad_output, grad_output * slope)
+        per_element = opmath(torch.where(positive, 0, x * grad_output))
+        if weight.numel() == 1 or x.dim() < 2:
+            grad_weight = per_element.sum()
+        else:
+            grad_weight = per_element.sum([d for d in range(x.dim()) if d != 1])
+        return grad_input, grad_weight.to(weight.dtype).reshape(weight.shape)
+
+
+class ELUFunction(torch.autograd.Function):
+    r"""scale · (x for x > 0 else α(e^x − 1)); derivative scale · (1 or α e^x); saves the input.
+
+    With scale = 1 this is ELU; with the SELU constants it is SELU. ``expm1`` keeps
+    precision near 0; ``exp`` in the backward only ever sees ``min(x, 0)`` so it cannot
+    overflow into the branch that is thrown away.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input, alpha, scale):
+        x = opmath(input)
+        y = torch.where(x > 0, x, alpha * torch.expm1(x))
+        return (y * scale if scale != 1 else y).to(input.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+        ctx.alpha, ctx.scale = inputs[1], inputs[2]
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        x32 = opmath(x)
+        slope = torch.where(x32 > 0, 1, ctx.alpha * torch.exp(x32.clamp_max(0)))
+        return (opmath(grad_output) * (slope * ctx.scale)).to(grad_output.dtype), None, None
+
+
+# ---------------------------------------------------------------------------
+# Smooth rectifiers
+# ---------------------------------------------------------------------------
+
+
+class SoftplusFunction(torch.autograd.Function):
+    r"""softplus(x) = log(1 + e^{βx}) / β, linear (= x) where βx > threshold; derivative σ(βx).
+
+    Saves the input. The backward calls :class:`SigmoidFunction`, so the second
+    derivative β σ(1 − σ) comes out stable too.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input, beta, threshold):
+        x = opmath(input)
+        z = x * beta
+        return torch.where(z > threshold, x, _log1pexp(z) / beta).to(input.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+        ctx.beta, ctx.threshold = inputs[1], inputs[2]
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        z = opmath(x) * ctx.beta
+        g = opmath(grad_output)
+        grad = torch.where(z > ctx.threshold, g, g * SigmoidFunction.apply(z))
+        return grad.to(grad_output.dtype), None, None
+
+
+class SiLUFunction(torch.autograd.Function):
+    r"""silu(x) = x σ(x), silu'(x) = σ(x) (1 + x (1 − σ(x))); saves the input."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input):
+        x = _no_negative_inf(opmath(input))
+        return (x * _sigmoid(x)).to(input.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x = _finite(opmath(ctx.saved_tensors[0]))
+        s = SigmoidFunction.apply(x)
+        return (opmath(grad_output) * s * (1 + x * (1 - s))).to(grad_output.dtype)
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+_TANH_GELU_SCALE = math.sqrt(2 / math.pi)
+_TANH_GELU_CUBIC = 0.044715
+
+
+class GELUFunction(torch.autograd.Function):
+    r"""gelu(x) = x Φ(x), gelu'(x) = Φ(x) + x φ(x); or the tanh approximation.
+
+    Φ(x) = ½ erfc(−x/√2) is the standard normal CDF (``erfc`` keeps the far negative tail
+    accurate, where 1 + erf(x/√2) cancels to 0) and φ(x) = e^{−x²/2}/√(2π) its density.
+    With ``approximate='tanh'``: u = √(2/π)(x + 0.044715 x³),
+    gelu ≈ ½ x (1 + tanh u) and gelu' ≈ ½(1 + tanh u) + ½ x (1 − tanh² u) u'. Saves the input.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input, approximate):
+        x = _no_negative_inf(opmath(input))
+        if approximate == "tanh":
+            cdf = 0.5 * (1 + torch.tanh(_TANH_GELU_SCALE * (x + _TANH_GELU_CUBIC * x**3)))
+        else:
+            cdf = 0.5 * torch.special.erfc(-_SQRT_HALF * x)
+        return (x * cdf).to(input.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+        ctx.approximate = inputs[1]
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x = _finite(opmath(ctx.saved_tensors[0]))
+        if ctx.approximate == "tanh":
+            t = torch.tanh(_TANH_GELU_SCALE * (x + _TANH_GELU_CUBIC * x**3))
+            # Beyond |x| = 10, 1 − tanh² u is below 1e-37 while x³ may overflow: bound x there.
+            xb = x.clamp(-10, 10)
+            du = _TANH_GELU_SCALE * (1 + 3 * _TANH_GELU_CUBIC * xb * xb)
+            derivative = 0.5 * (1 + t) + 0.5 * xb * (1 - t * t) * du
+        else:
+            cdf = 0.5 * torch.special.erfc(-_SQRT_HALF * x)
+            derivative = cdf + x * _INV_SQRT_2PI * torch.exp(-0.5 * x * x)
+        return (opmath(grad_output) * derivative).to(grad_output.dtype), None
+
+
+class MishFunction(torch.autograd.Function):
+    r"""mish(x) = x tanh(softplus(x)), mish'(x) = tanh(sp) + x σ(x) (1 − tanh²(sp)); saves the input.
+
+    σ(x) appears because softplus'(x) = σ(x).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input):
+        x = _no_negative_inf(opmath(input))
+        return (x * torch.tanh(_log1pexp(x))).to(input.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x = _finite(opmath(ctx.saved_tensors[0]))
+        t = torch.tanh(_log1pexp(x))
+        derivative = t + x * SigmoidFunction.apply(x) * (1 - t * t)
+        return (opmath(grad_output) * derivative).to(grad_output.dtype)
+
+
+# ---------------------------------------------------------------------------
+# Functional forms: torch.nn.functional's signatures and defaults.
+# ---------------------------------------------------------------------------
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def sigmoid(input: torch.Tensor) -> torch.Tensor:
+    r"""Logistic sigmoid :math:`\sigma(x) = \frac{1}{1 + e^{-x}}`, range (0, 1).
+
+    Derivative :math:`\sigma'(x) = \sigma(x)\,(1 - \sigma(x))`, at most 1/4 (at x = 0).
+    """
+    check_floating(input, "sigmoid")
+    return SigmoidFunction.apply(input)
+
+
+def tanh(input: torch.Tensor) -> torch.Tensor:
+    r"""Hyperbolic tangent :math:`\tanh x = \frac{e^x - e^{-x}}{e^x + e^{-x}} = 2\sigma(2x) - 1`.
+
+    Range (−1, 1), zero-centred. Derivative :math:`1 - \tanh^2 x`, at most 1 (at x = 0).
+    """
+    check_floating(input, "tanh")
+    return TanhFunction.apply(input)
+
+
+def softsign(input: torch.Tensor) -> torch.Tensor:
+    r"""Softsign :math:`\frac{x}{1 + |x|}`, range (−1, 1).
+
+    Derivative :math:`\frac{1}{(1 + |x|)^2}`: polynomial, not exponential, saturation.
+    """
+    check_floating(input, "softsign")
+    return SoftsignFunction.apply(input)
+
+
+def relu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    r"""Rectified linear unit :math:`\max(x, 0)`.
+
+    Derivative 1 for x > 0 and 0 for x ≤ 0 (PyTorch's and JAX's convention at the kink).
+    ``inplace`` is accepted for signature compatibility and ignored: autograd Functions
+    return new tensors.
+    """
+    check_floating(input, "relu")
+    return ReLUFunction.apply(input)
+
+
+def leaky_relu(
+    input: torch.Tensor, negative_slope: float = 0.01, inplace: bool = False
+) -> torch.Tensor:
+    r"""Leaky ReLU :math:`x` for x > 0, :math:`a\,x` otherwise (a = ``negative_slope``).
+
+    Derivative 1 for x > 0, a for x ≤ 0. ``inplace`` is accepted and ignored.
+    """
+    check_floating(input, "leaky_relu")
+    _check_number(negative_slope, "negative_slope", "leaky_relu")
+    return LeakyReLUFunction.apply(input, float(negative_slope))
+
+
+def prelu(input: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    r"""Parametric ReLU :math:`x` for x > 0, :math:`a_c\,x` otherwise, with learnable :math:`a_c`.
+
+    ``weight`` holds one slope, or one per channel (dim 1 of ``input``) as in
+    ``torch.nn.functional.prelu``. Derivatives: ∂/∂x = 1 or a_c, ∂/∂a_c = Σ_{x ≤ 0} x.
+    """
+    check_floating(input, "prelu")
+    if not isinstance(weight, torch.Tensor) or not weight.is_floating_point():
+        raise TypeError("actlib.prelu: weight must be a floating-point tensor")
+    if weight.dtype != input.dtype:
+        raise TypeError(
+            f"actlib.prelu: weight dtype {weight.dtype} differs from input dtype {input.dtype}"
+        )
+    if weight.dim() > 1:
+        raise ValueError(f"actlib.prelu: weight must be 0-d or 1-d, got shape {tuple(weight.shape)}")
+    channels = input.shape[1] if input.dim() >= 2 else 1
+    if weight.numel() not in (1, channels):
+        raise ValueError(
+            f"actlib.prelu: weight has {weight.numel()} slopes but the input has {channels} "
+            f"channel(s) along dim 1; give one slope or one per channel"
+        )
+    return PReLUFunction.apply(input, weight)
+
+
+def elu(input: torch.Tensor, alpha: float = 1.0, inplace: bool = False) -> torch.Tensor:
+    r"""Exponential linear unit :math:`x` for x > 0, :math:`\alpha(e^x - 1)` otherwise.
+
+    Derivative 1 for x > 0 and :math:`\alpha e^x` for x ≤ 0 (so α at the kink; with α = 1
+    the derivative is continuous). ``inplace`` is accepted and ignored.
+    """
+    check_floating(input, "elu")
+    _check_number(alpha, "alpha", "elu")
+    return ELUFunction.apply(input, float(alpha), 1.0)
+
+
+def selu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    r"""Scaled ELU :math:`\lambda x` for x > 0, :math:`\lambda\alpha(e^x - 1)` otherwise.
+
+    λ ≈ 1.0507 and α ≈ 1.6733 are chosen so that activations of a deep net with
+    LeCun-normal weights keep zero mean and unit variance. ``inplace`` is ignored.
+    """
+    check_floating(input, "selu")
+    return ELUFunction.apply(input, SELU_ALPHA, SELU_SCALE)
+
+
+def softplus(input: torch.Tensor, beta: float = 1.0, threshold: float = 20.0) -> torch.Tensor:
+    r"""Softplus :math:`\frac{1}{\beta}\log(1 + e^{\beta x})`, a smooth ReLU; = x where βx > threshold.
+
+    Derivative :math:`\sigma(\beta x)`. ``beta`` must be positive.
+    """
+    check_floating(input, "softplus")
+    _check_number(beta, "beta", "softplus")
+    _check_number(threshold, "threshold", "softplus")
+    if beta <= 0:
+        raise ValueError(f"actlib.softplus: beta must be positive, got {beta}")
+    return SoftplusFunction.apply(input, float(beta), float(threshold))
+
+
+def silu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    r"""SiLU / Swish :math:`x\,\sigma(x)`.
+
+    Derivative :math:`\sigma(x)\,(1 + x(1 - \sigma(x)))`; minimum ≈ −0.278 at x ≈ −1.278.
+    ``inplace`` is accepted and ignored.
+    """
+    check_floating(input, "silu")
+    return SiLUFunction.apply(input)
+
+
+def gelu(input: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    r"""Gaussian error linear unit :math:`x\,\Phi(x)`, Φ the standard normal CDF.
+
+    Derivative :math:`\Phi(x) + x\,\varphi(x)`. ``approximate='tanh'`` uses
+    :math:`\tfrac12 x\,(1 + \tanh(\sqrt{2/\pi}\,(x + 0.044715 x^3)))`.
+    """
+    check_floating(input, "gelu")
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"actlib.gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELUFunction.apply(input, approximate)
+
+
+def mish(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    r"""Mish :math:`x \tanh(\operatorname{softplus}(x))`.
+
+    Derivative :math:`\tanh(s) + x\,\sigma(x)\,(1 - \tanh^2 s)` with s = softplus(x).
+    ``inplace`` is accepted and ignored.
+    """
+    check_floating(input, "mish")
+    return MishFunction.apply(input)

@@ -1,0 +1,68 @@
+"""The book's one figure style, and the function-and-derivative plot every chapter uses.
+
+The derivative is taken by autograd *through actlib's own Function*, so the plot shows
+what the hand-derived backward computes, not a formula typed in again.
+"""
+
+from collections.abc import Callable
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+STYLE = {
+    "figure.figsize": (6.4, 4.0),
+    "figure.dpi": 100,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titleweight": "bold",
+    "legend.frameon": False,
+    "lines.linewidth": 2.0,
+}
+
+
+def use_style() -> None:
+    """Apply the book's matplotlib style (call once at the top of a notebook)."""
+    plt.rcParams.update(STYLE)
+
+
+def function_and_derivative(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """Values f(x) and derivatives f'(x) of an element-wise ``fn``, by autograd, as numpy.
+
+    Since f acts element-wise, the gradient of Σ f(x_i) with respect to x_i is f'(x_i).
+    """
+    x = x.detach().clone().requires_grad_(True)
+    y = fn(x)
+    (dy,) = torch.autograd.grad(y.sum(), x)
+    return y.detach().cpu().double().numpy(), dy.cpu().double().numpy()
+
+
+def plot_function_and_derivative(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    ax: plt.Axes | None = None,
+    x_range: tuple[float, float] = (-6.0, 6.0),
+    label: str | None = None,
+    num: int = 1201,
+    color: str | None = None,
+) -> plt.Axes:
+    """Plot f (solid) and f' (dashed, same colour) on ``ax`` over ``x_range``.
+
+    ``label`` names the curves in the legend ("f" and "f′" are appended).
+    """
+    if ax is None:
+        _, ax = plt.subplots()
+    x = torch.linspace(*x_range, num, dtype=torch.float64)
+    y, dy = function_and_derivative(fn, x)
+    name = label or getattr(fn, "__name__", "f")
+    (line,) = ax.plot(x.numpy(), y, color=color, label=f"{name}(x)")
+    ax.plot(x.numpy(), dy, color=line.get_color(), linestyle="--", label=f"{name}′(x)")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("x")
+    ax.set_ylabel("value")
+    ax.legend()
+    return ax
