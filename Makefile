@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 NOTEBOOKS := $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 
-.PHONY: venv test lint unit nbval book book-from-outputs browser-check bench clean
+.PHONY: venv test lint unit nbval book book-from-outputs mathjax browser-check bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,8 +31,60 @@ nbval: $(STAMP)
 	$(PY) -m pytest -q --nbval --nbval-current-env \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly $(NOTEBOOKS)
 
-book: $(STAMP)
-	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
+# Warnings are errors, in both builds. --all: a fresh Sphinx environment every time, so a
+# warning in a page that did not change is reported again instead of hidden by the cache.
+JB_FLAGS := --all --warningiserror --nitpick --keep-going
+
+book: $(STAMP) mathjax
+	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
+
+# The same HTML from the outputs stored in the notebooks (nbval has just proved them
+# current): a generated copy of _config.yml that says execute_notebooks: off.
+book-from-outputs: $(STAMP) mathjax
+	$(PY) -c 'import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); \
+	    c.setdefault("execute", {})["execute_notebooks"] = "off"; \
+	    yaml.safe_dump(c, open(sys.argv[2], "w"), sort_keys=False)' _config.yml _build/config-from-outputs.yml
+	$(VENV)/bin/jupyter-book build . --config _build/config-from-outputs.yml $(JB_FLAGS)
+
+# MathJax 3 served from the build (the CDN is unreachable offline): the npm registry's
+# tarball, checked against its SHA-512, cached outside the repository and unpacked into
+# _build/mathjax-static/mathjax/, which _config.yml adds to html_static_path.
+MATHJAX_VERSION := 3.2.2
+MATHJAX_SHA512  := 06df9249553c7811b6ef30a155ec0e89c62ced7b1db78d2a9b8f94a47c97ee4d3f3bd36588f73ec7bee4d7f144b0fb2328f64626fb5164cd6f3be81e5b43a11b
+MATHJAX_CACHE   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/actlib
+MATHJAX_TGZ     := $(MATHJAX_CACHE)/mathjax-$(MATHJAX_VERSION).tgz
+MATHJAX_DIR     := _build/mathjax-static/mathjax
+MATHJAX_STAMP   := $(MATHJAX_DIR)/.version-$(MATHJAX_VERSION)
+
+mathjax: $(MATHJAX_STAMP)
+
+$(MATHJAX_STAMP):
+	mkdir -p $(MATHJAX_CACHE) _build
+	test -s $(MATHJAX_TGZ) || curl -fsSL --retry 3 -o $(MATHJAX_TGZ).part \
+	    https://registry.npmjs.org/mathjax/-/mathjax-$(MATHJAX_VERSION).tgz
+	test -s $(MATHJAX_TGZ) || mv $(MATHJAX_TGZ).part $(MATHJAX_TGZ)
+	echo "$(MATHJAX_SHA512)  $(MATHJAX_TGZ)" | sha512sum -c --quiet - \
+	    || { rm -f $(MATHJAX_TGZ); echo "mathjax: checksum mismatch, tarball removed" >&2; exit 1; }
+	rm -rf $(MATHJAX_DIR) && mkdir -p $(MATHJAX_DIR)
+	tar -xzf $(MATHJAX_TGZ) -C $(MATHJAX_DIR) --strip-components=2 package/es5
+	# keep the one combined component the book loads (and what it may load lazily)
+	find $(MATHJAX_DIR) -maxdepth 1 -name '*.js' ! -name tex-chtml-full.js -delete
+	touch $@
+
+# Headless Chromium opens every page of _build/html (tests/browser/). The browser is
+# $$CHROMIUM, else Debian's /usr/bin/chromium, else Google Chrome (GitHub's runners);
+# when none is there and we are root, apt-get installs Debian's chromium. Without one the
+# check is skipped with a message (a failure when BROWSER_CHECK_REQUIRED=1).
+BROWSERS := /usr/bin/chromium /usr/bin/google-chrome /usr/bin/google-chrome-stable
+
+browser-check: $(STAMP)
+	@found=$${CHROMIUM:-}; for b in $(BROWSERS); do [ -x "$$b" ] && found=$$b; done; \
+	if [ -z "$$found" ] && [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	    echo "browser-check: no Chromium; installing Debian's chromium with apt-get"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } \
+	        || echo "browser-check: apt-get could not install chromium"; \
+	fi
+	ACTLIB_BROWSER_CHECK=1 $(PY) -m pytest -v -s -rs --tb=short -p no:randomly -p no:cacheprovider tests/browser
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache .hypothesis

@@ -48,3 +48,4 @@ from .modules import (
 from .softmax import argmax, log_softmax, softmax
 
 __version__ = "0.1.0"
+from . import analysis

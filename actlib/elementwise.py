@@ -261,7 +261,8 @@ class ELUFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         (x,) = ctx.saved_tensors
         x32 = opmath(x)
-        slope = torch.where(x32 > 0, 1, ctx.alpha * torch.exp(x32.clamp_max(0)))
+        # `x <= 0` rather than `x > 0`: at a NaN input the gradient passes on scaled, as in PyTorch.
+        slope = torch.where(x32 <= 0, ctx.alpha * torch.exp(x32.clamp_max(0)), 1)
         return (opmath(grad_output) * (slope * ctx.scale)).to(grad_output.dtype), None, None
 
 

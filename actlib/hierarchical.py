@@ -1,0 +1,489 @@
+r"""Hierarchical softmax: a log-probability over :math:`N` classes in :math:`O(\log N)`.
+
+The classes are the leaves of a binary tree (:mod:`actlib.trees`). Internal node
+:math:`n` has a weight vector :math:`w_n` and bias :math:`b_n`; at input :math:`x` it
+sends the walk left with probability :math:`\sigma(s_n)` and right with
+:math:`\sigma(-s_n)`, where :math:`s_n = w_n^\top x + b_n`. A class's probability is the
+product along its root-to-leaf path, so with :math:`\pm 1` codes :math:`c_l` for
+left/right
+
+.. math::
+
+    \log p(y \mid x) = \sum_{l=1}^{L_y} \log \sigma\!\left(c_l \, s_{n_l}(x)\right),
+    \qquad \log\sigma(z) = \min(z, 0) - \log\!\left(1 + e^{-|z|}\right).
+
+The probabilities of the two children of a node add up to their parent's, so the leaves
+always sum to one, and a training step touches only the :math:`L_y \approx \log_2 N`
+nodes on each target's path instead of all :math:`N` output rows.
+
+Summing log-sigmoids, never multiplying probabilities, keeps every term finite: a
+product of sixteen small sigmoids underflows in float32, and adding an epsilon inside
+the logarithm then silently changes the model.
+"""
+
+import warnings
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from .trees import balanced_tree, huffman_tree, tree_paths
+
+__all__ = ["HierarchicalSoftmax", "HierarchicalSoftmaxOutput", "TopK"]
+
+# log_prob works on blocks of about this many (example, class) pairs at a time, so
+# its temporaries stay around a hundred megabytes whatever the batch size.
+_LOG_PROB_BLOCK = 2**22
+
+
+class HierarchicalSoftmaxOutput(NamedTuple):
+    """What :meth:`HierarchicalSoftmax.forward` returns, as AdaptiveLogSoftmaxWithLoss does."""
+
+    output: Tensor  #: log-probability of each target, shaped like the target
+    loss: Tensor  #: mean negative log-likelihood of the batch (a scalar)
+
+
+class TopK(NamedTuple):
+    """What :meth:`HierarchicalSoftmax.topk` returns, as :func:`torch.topk` does."""
+
+    values: Tensor  #: log-probabilities, in descending order along the last dimension
+    indices: Tensor  #: their classes
+
+
+def _opmath(tensor: Tensor) -> Tensor:
+    """float16/bfloat16 → float32 for arithmetic, as PyTorch's own kernels do."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
+def _path_scores(input: Tensor, weight: Tensor, nodes: Tensor, on_path: Tensor) -> Tensor:
+    r"""``s[b, l] = weight[nodes[b, l]] · input[b]`` in the opmath dtype (padding: any value).
+
+    On the CPU, float32/float64 use a sampled dense-dense matmul: it reads each needed
+    weight row once per use without first copying all ``B × L`` rows into a
+    ``(B, L, D)`` tensor, which halves the memory traffic of the forward pass.
+    Elsewhere the rows are gathered (in half precision, then widened to float32).
+    """
+    if input.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64):
+        crow = torch.zeros(input.shape[0] + 1, dtype=torch.int64)
+        torch.cumsum(on_path.sum(dim=1), dim=0, out=crow[1:])
+        columns = nodes[on_path]
+        with warnings.catch_warnings():  # the CSR layout is marked beta; this use is plain
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support", UserWarning)
+            pattern = torch.sparse_csr_tensor(
+                crow, columns, input.new_zeros(columns.shape), (input.shape[0], weight.shape[0]),
+                check_invariants=False,
+            )
+        values = torch.sparse.sampled_addmm(pattern, input, weight.t()).values()
+        return input.new_zeros(on_path.shape).masked_scatter_(on_path, values)
+    rows = F.embedding(nodes, weight)
+    return torch.linalg.vecdot(_opmath(rows), _opmath(input).unsqueeze(-2))
+
+
+def _gradient_rows(indices: Tensor, rows: Tensor, shape: torch.Size, sparse: bool) -> Tensor:
+    """Sum ``rows`` into a zero tensor of ``shape`` at ``indices`` (dense or sparse COO)."""
+    if sparse:  # like nn.Embedding(sparse=True): uncoalesced; the optimiser sums repeats
+        return torch.sparse_coo_tensor(indices.unsqueeze(0), rows, shape, check_invariants=False)
+    return rows.new_zeros(shape).index_add_(0, indices, rows)
+
+
+class _PathLogLikelihood(torch.autograd.Function):
+    r"""``log p(target) = Σ_l log σ(c_l s_l)`` along each example's padded path.
+
+    Backward: :math:`\partial \log\sigma(z)/\partial z = \sigma(-z)` and
+    :math:`z = c\,s`, so :math:`g_s = g \, c \, \sigma(-z)`, zero on padding where
+    :math:`c = 0`. Then :math:`\nabla x = \sum_l g_{s_l} w_{n_l}` (one fused
+    ``embedding_bag``), and row :math:`n` of :math:`\nabla W` is the sum of
+    :math:`g_{s_l} x` over the steps that visit :math:`n` (one ``index_add_``, or a sparse
+    tensor), rather than autograd scattering back through a ``(B, L, D)`` gather.
+    """
+
+    @staticmethod
+    def forward(input, weight, bias, nodes, signs, sparse):
+        on_path = signs != 0
+        scores = _path_scores(input, weight, nodes, on_path)
+        if bias is not None:
+            scores = scores + _opmath(bias)[nodes]
+        z = signs.to(scores.dtype) * scores
+        log_prob = (F.logsigmoid(z) * on_path).sum(dim=1)
+        return log_prob, z
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, weight, bias, nodes, signs, sparse = inputs
+        z = output[1]
+        ctx.mark_non_differentiable(z)
+        ctx.save_for_backward(input, weight, nodes, signs, z)
+        ctx.has_bias = bias is not None
+        ctx.sparse = sparse
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_log_prob, _grad_z):
+        input, weight, nodes, signs, z = ctx.saved_tensors
+        grad_z = grad_log_prob.to(z.dtype).unsqueeze(1) * torch.sigmoid(-z)
+        grad_scores = grad_z * signs.to(z.dtype)
+        grad_input = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_input = F.embedding_bag(
+                nodes, weight, per_sample_weights=grad_scores.to(weight.dtype), mode="sum"
+            )
+        flat_nodes = nodes.reshape(-1)
+        if ctx.needs_input_grad[1]:
+            rows = grad_scores.unsqueeze(2) * input.unsqueeze(1)
+            rows = rows.to(weight.dtype).reshape(-1, weight.shape[1])
+            grad_weight = _gradient_rows(flat_nodes, rows, weight.shape, ctx.sparse)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            rows = grad_scores.reshape(-1).to(weight.dtype)
+            grad_bias = _gradient_rows(flat_nodes, rows, weight.shape[:1], ctx.sparse)
+        return grad_input, grad_weight, grad_bias, None, None, None
+
+
+class HierarchicalSoftmax(nn.Module):
+    r"""Hierarchical softmax over a balanced or a Huffman tree, with exact prediction.
+
+    .. math::
+
+        \log p(y \mid x) = \sum_{l=1}^{L_y} \log\sigma\!\left(c_{y,l}\,
+        (w_{n_{y,l}}^\top x + b_{n_{y,l}})\right)
+
+    where :math:`n_{y,1}, \dots, n_{y,L_y}` are the internal nodes from the root to
+    class :math:`y`'s leaf and :math:`c_{y,l} = +1` when the path turns left there,
+    :math:`-1` when it turns right. The API follows
+    :class:`torch.nn.AdaptiveLogSoftmaxWithLoss`.
+
+    Args:
+        in_features: size of each input sample, :math:`D`.
+        num_classes: number of classes :math:`N \ge 2`.
+        counts: optional class counts or frequencies (length :math:`N`, non-negative).
+            Given, the tree is :func:`~actlib.huffman_tree` of them, so frequent classes
+            get short paths; otherwise it is :func:`~actlib.balanced_tree`, with paths
+            of :math:`\lfloor\log_2 N\rfloor` or :math:`\lceil\log_2 N\rceil` steps.
+        bias: learn a bias per internal node.
+        sparse: return the weight and bias gradients as sparse COO tensors with one row
+            per path step, as ``nn.Embedding(sparse=True)`` does. A dense gradient is an
+            :math:`(N - 1) \times D` tensor that the backward pass must allocate and
+            zero every step, which costs more than the rest of the step at large
+            :math:`N`; :class:`torch.optim.SGD`, :class:`~torch.optim.SparseAdam` and
+            :class:`~torch.optim.Adagrad` take sparse gradients.
+
+    Attributes:
+        weight: :math:`(N - 1, D)`, one row per internal node, initialised like
+            ``nn.Linear``: :math:`\mathcal{U}(-1/\sqrt{D}, 1/\sqrt{D})`.
+        bias: :math:`(N - 1)`, initialised the same way.
+        node_children, path_nodes, path_signs: the tree, as buffers, so they move with
+            ``.to(device)`` and travel in ``state_dict``.
+
+    Shape:
+        - input: :math:`(*, D)`, any number of leading dimensions, as for ``nn.Linear``;
+          cast to the parameters' dtype. float16/bfloat16 parameters are fine: the
+          sums of log-sigmoids are taken in float32 and the results cast back.
+        - target: :math:`(*)`, integer class indices in :math:`[0, N)`.
+        - output: :math:`(*)`; loss: scalar, ``NaN`` for an empty batch, like
+          ``F.cross_entropy``'s mean.
+
+    Examples:
+        >>> hsm = HierarchicalSoftmax(16, 1000)
+        >>> x, y = torch.randn(8, 16), torch.randint(0, 1000, (8,))
+        >>> out = hsm(x, y)
+        >>> out.output.shape, out.loss.shape
+        (torch.Size([8]), torch.Size([]))
+        >>> bool((hsm.predict(x) == hsm.log_prob(x).argmax(-1)).all())
+        True
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        counts: Sequence[float] | Tensor | None = None,
+        bias: bool = True,
+        sparse: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if in_features < 1:
+            raise ValueError(f"in_features must be positive, got {in_features}")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        if counts is None:
+            children = balanced_tree(num_classes)
+        else:
+            counts = torch.as_tensor(counts)
+            if counts.shape != (num_classes,):
+                raise ValueError(
+                    f"counts must hold one count per class: expected shape ({num_classes},), "
+                    f"got {tuple(counts.shape)}"
+                )
+            children = huffman_tree(counts)
+        nodes, signs = tree_paths(children)
+        self.in_features = in_features
+        self.num_classes = num_classes
+        self.sparse = sparse
+        self.register_buffer("node_children", children.to(device))
+        self.register_buffer("path_nodes", nodes.to(device))
+        self.register_buffer("path_signs", signs.to(device))
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(num_classes - 1, in_features, **factory))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(num_classes - 1, **factory))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = self.in_features**-0.5
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, num_classes={self.num_classes}, "
+            f"max_depth={self.path_nodes.shape[1]}, bias={self.bias is not None}, "
+            f"sparse={self.sparse}"
+        )
+
+    @property
+    def path_lengths(self) -> Tensor:
+        """Number of binary decisions on each class's path, shape :math:`(N)`."""
+        return (self.path_signs != 0).sum(dim=1)
+
+    # -- input checks -----------------------------------------------------------------
+
+    def _flatten_input(self, input: Tensor) -> tuple[Tensor, torch.Size]:
+        if not input.is_floating_point():
+            raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
+        if input.dim() == 0 or input.shape[-1] != self.in_features:
+            raise ValueError(
+                f"input must have in_features={self.in_features} as its last dimension, "
+                f"got shape {tuple(input.shape)}"
+            )
+        x = input.reshape(-1, self.in_features).to(self.weight.dtype)
+        return x, input.shape[:-1]
+
+    def _flatten_target(self, target: Tensor, batch_shape: torch.Size) -> Tensor:
+        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+            raise TypeError(f"target must hold integer class indices, got {target.dtype}")
+        if target.shape != batch_shape:
+            raise ValueError(
+                f"input batch shape {tuple(batch_shape)} and target shape "
+                f"{tuple(target.shape)} differ"
+            )
+        if target.numel():
+            low, high = (int(v) for v in torch.aminmax(target))
+            if low < 0 or high >= self.num_classes:
+                raise ValueError(
+                    f"target values must lie in [0, {self.num_classes - 1}], "
+                    f"found values in [{low}, {high}]"
+                )
+        return target.reshape(-1).long()
+
+    # -- training -----------------------------------------------------------------------
+
+    def forward(self, input: Tensor, target: Tensor) -> HierarchicalSoftmaxOutput:
+        """Log-probability of each target and the mean negative log-likelihood.
+
+        Costs :math:`O(B \\log N \\cdot D)`: only the nodes on the targets' paths are
+        touched, all examples at once, padding of shorter paths masked out.
+        """
+        x, batch_shape = self._flatten_input(input)
+        flat_target = self._flatten_target(target, batch_shape)
+        log_prob, _ = _PathLogLikelihood.apply(
+            x,
+            self.weight,
+            self.bias,
+            self.path_nodes[flat_target],
+            self.path_signs[flat_target],
+            self.sparse,
+        )
+        loss = -log_prob.mean()  # in float32 when the parameters are half precision
+        dtype = self.weight.dtype
+        return HierarchicalSoftmaxOutput(log_prob.to(dtype).reshape(batch_shape), loss.to(dtype))
+
+    # -- every class --------------------------------------------------------------------
+
+    def log_prob(self, input: Tensor) -> Tensor:
+        """Log-probabilities of all classes, shape :math:`(*, N)`; differentiable.
+
+        Costs a full :math:`(N - 1) \\times D` matmul per example, like a plain softmax:
+        it is for evaluation and checks, not for training.
+        """
+        x, batch_shape = self._flatten_input(input)
+        rows_per_block = max(1, _LOG_PROB_BLOCK // self.num_classes)
+        blocks = [self._log_prob_2d(block) for block in x.split(rows_per_block) if len(block)]
+        log_prob = torch.cat(blocks) if blocks else x.new_empty(0, self.num_classes)
+        return log_prob.to(self.weight.dtype).reshape(*batch_shape, self.num_classes)
+
+    def _log_prob_2d(self, x: Tensor) -> Tensor:
+        # Node scores in (node, example) layout, so that each class's log-probability
+        # is one embedding_bag sum over rows of the table of log σ(±s): row n holds
+        # log σ(s_n), row N - 1 + n holds log σ(-s_n) = log σ(s_n) - s_n (a subtraction
+        # instead of a second transcendental), and a last zero row serves padding.
+        num_internal = self.num_classes - 1
+        scores = self.weight @ x.t()
+        if self.bias is not None:
+            scores = scores + self.bias.unsqueeze(1)
+        scores = _opmath(scores)
+        log_left = F.logsigmoid(scores)
+        table = torch.cat([log_left, log_left - scores, scores.new_zeros(1, x.shape[0])])
+        steps = self.path_nodes + num_internal * (self.path_signs < 0)
+        steps = steps.masked_fill(self.path_signs == 0, 2 * num_internal)
+        return F.embedding_bag(steps, table, mode="sum").t()
+
+    # -- prediction ---------------------------------------------------------------------
+
+    def predict(self, input: Tensor) -> Tensor:
+        """The most probable class, exactly ``log_prob(input).argmax(-1)``, shape :math:`(*)`.
+
+        Found by a pruned search (see :meth:`topk`), not by greedy descent.
+        """
+        return self.topk(input, 1).indices.squeeze(-1)
+
+    @torch.no_grad()
+    def topk(self, input: Tensor, k: int) -> TopK:
+        r"""The ``k`` most probable classes, exactly ``log_prob(input).topk(k)``.
+
+        Every partial sum of log-sigmoids along a path is an upper bound on the
+        log-probability of all leaves below it, because :math:`\log\sigma \le 0`. So:
+
+        1. a beam search of width ``k`` finds ``k`` leaves; the ``k``-th best of their
+           log-probabilities is a lower bound :math:`\beta` on the true ``k``-th best;
+        2. a breadth-first search from the root, all examples at once, keeps only
+           the nodes whose partial sum is :math:`\ge \beta` (minus a rounding
+           tolerance). No leaf of the true top ``k`` can be cut, since its ancestors'
+           partial sums are at least its own log-probability.
+
+        When node decisions are confident, almost everything off the best paths is
+        pruned at once and the search reads about :math:`2 k \log_2 N` weight rows per
+        example instead of :math:`N`. An example whose frontier outgrows a budget (an
+        untrained model, or near-even decisions) is finished by the dense
+        :meth:`log_prob` instead, so the result is exact either way. Ties, which have
+        probability zero for continuous inputs, may be broken either way. The values
+        carry no gradient: use :meth:`log_prob` for that.
+
+        Returns:
+            ``TopK(values, indices)``, each of shape :math:`(*, k)`, values descending.
+        """
+        if not 1 <= k <= self.num_classes:
+            raise ValueError(f"k must lie in [1, {self.num_classes}], got {k}")
+        x, batch_shape = self._flatten_input(input)
+        if x.shape[0] == 0:
+            values = x.new_empty(0, k)
+            indices = torch.empty(0, k, dtype=torch.int64, device=x.device)
+        else:
+            values, indices = self._exact_topk(x, k)
+        return TopK(
+            values.to(self.weight.dtype).reshape(*batch_shape, k),
+            indices.reshape(*batch_shape, k),
+        )
+
+    @torch.no_grad()
+    def predict_greedy(self, input: Tensor) -> Tensor:
+        """An APPROXIMATE prediction: descend taking the likelier child at every node.
+
+        Reads one weight row per level, but the leaf it ends at need not be the most
+        probable class (a confident first turn can lead to a subtree of poor leaves).
+        Kept for comparison; :meth:`predict` is exact at nearly the same cost once a
+        model is trained.
+        """
+        x, batch_shape = self._flatten_input(input)
+        return self._beam(x, 1)[1].reshape(batch_shape)
+
+    def _node_scores(self, x: Tensor, nodes: Tensor) -> Tensor:
+        """``s = w_node · x + b_node`` for broadcastable ``x (…, D)`` and ``nodes (…)``."""
+        scores = torch.linalg.vecdot(_opmath(F.embedding(nodes, self.weight)), _opmath(x))
+        if self.bias is not None:
+            scores = scores + _opmath(self.bias)[nodes]
+        return scores
+
+    def _beam(self, x: Tensor, width: int) -> tuple[Tensor, Tensor]:
+        """Beam search: ``width`` leaves per example and their log-probabilities, best first.
+
+        Finished leaves stay in the beam; dead slots (before the beam has filled) hold
+        score -inf. After as many rounds as the deepest path, every slot is a leaf.
+        """
+        num_internal = self.num_classes - 1
+        batch = x.shape[0]
+        nodes = torch.zeros(batch, 1, dtype=torch.int64, device=x.device)
+        scores = torch.zeros(batch, 1, dtype=_opmath(x).dtype, device=x.device)
+        for _ in range(self.path_nodes.shape[1]):
+            internal = nodes < num_internal
+            at = nodes.where(internal, 0)
+            s = self._node_scores(x.unsqueeze(1), at)
+            children = self.node_children[at]
+            left = children[..., 0].where(internal, nodes)
+            right = children[..., 1].where(internal, num_internal)
+            left_score = (scores + F.logsigmoid(s)).where(internal, scores)
+            right_score = (scores + F.logsigmoid(-s)).where(internal, -torch.inf)
+            pool_nodes = torch.cat([left, right], dim=1)
+            pool_scores = torch.cat([left_score, right_score], dim=1)
+            scores, pick = pool_scores.topk(min(width, pool_scores.shape[1]), dim=1)
+            nodes = pool_nodes.gather(1, pick)
+        return scores, nodes - num_internal
+
+    def _frontier_budget(self, k: int) -> int:
+        # Past about this many open nodes per level, reading weight rows one by one for
+        # every level costs more than the dense matmul of log_prob, which reads all
+        # N - 1 rows at matmul speed. The search of a confident model keeps ~k open.
+        return max(4 * k, 16, self.num_classes // (16 * self.path_nodes.shape[1]))
+
+    def _exact_topk(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        num_internal = self.num_classes - 1
+        batch = x.shape[0]
+        lower = self._beam(x, k)[0][:, k - 1]
+        # The search recomputes path scores with other reduction orders; the slack
+        # keeps it from cutting a leaf whose score rounds a hair below the beam's.
+        slack = torch.finfo(lower.dtype).eps ** 0.5 * 4 * (1 + lower.abs())
+        cutoff = lower - slack
+        budget = self._frontier_budget(k)
+        use_dense = torch.zeros(batch, dtype=torch.bool, device=x.device)
+
+        rows = torch.arange(batch, device=x.device)
+        nodes = torch.zeros_like(rows)
+        partial = torch.zeros(batch, dtype=lower.dtype, device=x.device)
+        found_rows, found_classes, found_scores = [], [], []
+        while rows.numel():
+            s = self._node_scores(x[rows], nodes)
+            child = self.node_children[nodes]
+            child_score = torch.stack(
+                [partial + F.logsigmoid(s), partial + F.logsigmoid(-s)], dim=1
+            )
+            child_rows = rows.unsqueeze(1).expand_as(child)
+            keep = child_score >= cutoff[child_rows]
+            child, child_score, child_rows = child[keep], child_score[keep], child_rows[keep]
+            leaf = child >= num_internal
+            found_rows.append(child_rows[leaf])
+            found_classes.append(child[leaf] - num_internal)
+            found_scores.append(child_score[leaf])
+            rows, nodes, partial = child_rows[~leaf], child[~leaf], child_score[~leaf]
+            crowded = torch.bincount(rows, minlength=batch) > budget
+            if crowded.any():
+                use_dense |= crowded
+                stay = ~crowded[rows]
+                rows, nodes, partial = rows[stay], nodes[stay], partial[stay]
+
+        rows, classes, scores = torch.cat(found_rows), torch.cat(found_classes), torch.cat(
+            found_scores
+        )
+        # Fewer than k leaves above the cutoff happens only with NaN scores: go dense.
+        use_dense |= torch.bincount(rows, minlength=batch) < k
+        searched = ~use_dense[rows]
+        rows, classes, scores = rows[searched], classes[searched], scores[searched]
+        # Group by example, best first within each group, and take each group's first k.
+        order = torch.argsort(scores, descending=True, stable=True)
+        order = order[torch.argsort(rows[order], stable=True)]
+        group_size = torch.bincount(rows, minlength=batch)
+        group_start = torch.cumsum(group_size, dim=0) - group_size
+        take = order[group_start[~use_dense].unsqueeze(1) + torch.arange(k, device=x.device)]
+
+        values = torch.empty(batch, k, dtype=lower.dtype, device=x.device)
+        indices = torch.empty(batch, k, dtype=torch.int64, device=x.device)
+        values[~use_dense], indices[~use_dense] = scores[take], classes[take]
+        if use_dense.any():
+            dense_values, dense_indices = self.log_prob(x[use_dense]).topk(k, dim=-1)
+            values[use_dense], indices[use_dense] = _opmath(dense_values), dense_indices
+        return values, indices

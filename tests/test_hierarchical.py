@@ -1,0 +1,382 @@
+"""Tests for actlib.trees and actlib.hierarchical.HierarchicalSoftmax."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.autograd import gradcheck
+
+from actlib.hierarchical import HierarchicalSoftmax
+from actlib.trees import balanced_tree, huffman_tree, tree_paths
+
+needs_cuda = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+
+
+def zipf_counts(num_classes: int) -> torch.Tensor:
+    """Skewed integer counts, as word frequencies are."""
+    return (1e6 / torch.arange(1, num_classes + 1)).round()
+
+
+def make(num_classes, tree, in_features=5, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    counts = zipf_counts(num_classes) if tree == "huffman" else None
+    return HierarchicalSoftmax(in_features, num_classes, counts=counts, **kwargs)
+
+
+def confident(module, scale=8.0):
+    """Scale the weights up so node decisions are sharp, as they become in training."""
+    with torch.no_grad():
+        module.weight.mul_(scale)
+        module.bias.mul_(scale)
+    return module
+
+
+# -- trees ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_classes", [*range(2, 40), 1000, 4097])
+def test_balanced_tree_paths_have_log2_length_and_no_phantom_leaves(num_classes):
+    nodes, signs = tree_paths(balanced_tree(num_classes))
+    lengths = (signs != 0).sum(1)
+    low, high = math.floor(math.log2(num_classes)), math.ceil(math.log2(num_classes))
+    assert lengths.min() >= low and lengths.max() <= high
+    # Kraft equality: the leaves' 2^-depth add up to exactly 1, so no mass is lost.
+    assert (2.0 ** -lengths.double()).sum().item() == pytest.approx(1.0, abs=1e-12)
+    codes = {tuple(s[s != 0].tolist()) for s in signs}
+    assert len(codes) == num_classes
+    assert (nodes[:, 0] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        zipf_counts(1000),
+        torch.rand(777, generator=torch.Generator().manual_seed(1)),
+        torch.tensor([5.0, 1, 1, 2, 10]),
+        torch.tensor([3.0, 3, 3, 3, 3, 3, 3]),
+    ],
+)
+def test_huffman_mean_path_length_is_within_one_bit_of_entropy(counts):
+    children = huffman_tree(counts)
+    _, signs = tree_paths(children)
+    lengths = (signs != 0).sum(1).double()
+    p = counts.double() / counts.sum()
+    entropy = -(p * torch.log2(p)).sum().item()
+    mean_length = (p * lengths).sum().item()
+    assert entropy - 1e-9 <= mean_length <= entropy + 1
+    assert (2.0**-lengths).sum().item() == pytest.approx(1.0, abs=1e-12)
+    # Breadth-first numbering: every child id is larger than its parent's.
+    assert (children > torch.arange(len(children)).unsqueeze(1)).all()
+
+
+def test_huffman_gives_frequent_classes_short_paths_and_takes_zero_counts():
+    counts = torch.tensor([0.0, 100, 0, 1, 50, 0])
+    _, signs = tree_paths(huffman_tree(counts))
+    lengths = (signs != 0).sum(1)
+    assert lengths[1] == 1 and lengths[1] <= lengths[4] <= lengths[3] <= lengths[0]
+
+
+@pytest.mark.parametrize(
+    ("counts", "message"),
+    [
+        ([1.0], "at least 2"),
+        ([1.0, -1.0], "non-negative"),
+        ([1.0, math.nan], "finite"),
+        ([[1.0, 2.0]], "one-dimensional"),
+    ],
+)
+def test_huffman_rejects_bad_counts(counts, message):
+    with pytest.raises(ValueError, match=message):
+        huffman_tree(counts)
+
+
+# -- log_prob, forward ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tree", ["balanced", "huffman"])
+@pytest.mark.parametrize("num_classes", [2, 3, 5, 7, 8, 1000, 65537])
+def test_log_prob_sums_to_one(num_classes, tree):
+    module = make(num_classes, tree, in_features=4).double()
+    x = 3 * torch.randn(3, 4, dtype=torch.float64)
+    total = module.log_prob(x).exp().sum(-1)
+    torch.testing.assert_close(total, torch.ones(3, dtype=torch.float64), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("tree", ["balanced", "huffman"])
+def test_forward_gathers_log_prob_for_any_batch_shape(tree):
+    module = make(37, tree).double()
+    x = torch.randn(2, 3, 5, dtype=torch.float64)
+    target = torch.randint(0, 37, (2, 3))
+    out = module(x, target)
+    expected = module.log_prob(x).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    assert out.output.shape == (2, 3)
+    torch.testing.assert_close(out.output, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.loss, -expected.mean(), rtol=0, atol=1e-12)
+
+
+def test_float32_forward_matches_float64():
+    module = make(1000, "balanced", in_features=16)
+    x = torch.randn(64, 16)
+    target = torch.randint(0, 1000, (64,))
+    reference = module.double()(x.double(), target).output
+    output = module.float()(x, target).output.double()
+    torch.testing.assert_close(output, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("tree", ["balanced", "huffman"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_gradcheck(tree, sparse):
+    module = make(7, tree, in_features=3).double()
+    x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([0, 6, 3, 2, 5, 3])
+    weight = module.weight.detach().clone().requires_grad_()
+    bias = module.bias.detach().clone().requires_grad_()
+
+    def log_likelihood(x, weight, bias):
+        params = {"weight": weight, "bias": bias}
+        return torch.func.functional_call(module, params, (x, target)).output
+
+    assert gradcheck(log_likelihood, (x, weight, bias), masked=sparse)
+
+
+def test_sparse_gradients_equal_dense_ones():
+    grads = []
+    for sparse in (False, True):
+        module = make(100, "huffman", in_features=8, sparse=sparse)
+        x = torch.randn(32, 8, requires_grad=True)
+        module(x, torch.arange(32) * 3).loss.backward()
+        weight_grad, bias_grad = module.weight.grad, module.bias.grad
+        if sparse:
+            assert weight_grad.is_sparse and bias_grad.is_sparse
+            weight_grad, bias_grad = weight_grad.to_dense(), bias_grad.to_dense()
+        grads.append((x.grad, weight_grad, bias_grad))
+    for dense, sparse in zip(*grads, strict=True):
+        torch.testing.assert_close(sparse, dense)
+
+
+def test_without_bias_matches_zero_bias():
+    with_bias = make(50, "balanced")
+    without = make(50, "balanced", bias=False)
+    with torch.no_grad():
+        with_bias.bias.zero_()
+    x = torch.randn(10, 5)
+    torch.testing.assert_close(without.log_prob(x), with_bias.log_prob(x))
+    assert (without.predict(x) == with_bias.predict(x)).all()
+
+
+def test_training_learns_structured_data():
+    torch.manual_seed(0)
+    # With dim >= num_classes the prototypes can be split any way by a hyperplane, so
+    # every node's left/right decision is learnable whatever the tree.
+    num_classes, dim = 64, 64
+    prototypes = torch.randn(num_classes, dim)
+    module = HierarchicalSoftmax(dim, num_classes)
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.05)
+    losses = []
+    for _ in range(150):
+        target = torch.randint(0, num_classes, (256,))
+        x = prototypes[target] + 0.3 * torch.randn(256, dim)
+        loss = module(x, target).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    target = torch.randint(0, num_classes, (1000,))
+    accuracy = module.predict(prototypes[target] + 0.3 * torch.randn(1000, dim)) == target
+    assert losses[-1] < 0.25 * losses[0]
+    assert accuracy.float().mean() > 0.8  # chance is 1/64
+
+
+def test_sparse_training_with_sgd():
+    torch.manual_seed(0)
+    prototypes = torch.randn(100, 100)
+    module = HierarchicalSoftmax(100, 100, sparse=True)
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.5)
+    first = last = None
+    for _ in range(100):
+        target = torch.randint(0, 100, (128,))
+        loss = module(prototypes[target] + 0.2 * torch.randn(128, 100), target).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        first, last = first or loss.item(), loss.item()
+    assert last < 0.5 * first
+
+
+# -- predict, topk ----------------------------------------------------------------------
+
+
+@pytest.fixture(params=["default", "search only", "dense only"])
+def frontier_budget(request, monkeypatch):
+    """Run the exact search as it is, never falling back, or always falling back."""
+    budgets = {"search only": 10**9, "dense only": 0}
+    if request.param in budgets:
+        budget = budgets[request.param]
+        monkeypatch.setattr(HierarchicalSoftmax, "_frontier_budget", lambda self, k: budget)
+
+
+@pytest.mark.parametrize("tree", ["balanced", "huffman"])
+@pytest.mark.parametrize("num_classes", [2, 5, 1000])
+@pytest.mark.parametrize("sharp", [False, True])
+def test_predict_and_topk_are_exact(num_classes, tree, sharp, frontier_budget):
+    module = make(num_classes, tree, in_features=8)
+    if sharp:
+        confident(module)
+    x = torch.randn(200, 8)
+    log_prob = module.log_prob(x)
+    assert torch.equal(module.predict(x), log_prob.argmax(-1))
+    for k in {1, min(3, num_classes), min(10, num_classes)}:
+        top = module.topk(x, k)
+        expected = log_prob.topk(k)
+        assert torch.equal(top.indices, expected.indices)
+        torch.testing.assert_close(top.values, expected.values)
+
+
+def test_predict_keeps_batch_shape_and_float64():
+    module = make(300, "huffman").double()
+    x = torch.randn(4, 6, 5, dtype=torch.float64)
+    assert module.predict(x).shape == (4, 6)
+    assert torch.equal(module.predict(x), module.log_prob(x).argmax(-1))
+    assert module.topk(x, 2).values.dtype == torch.float64
+
+
+def test_greedy_descent_misses_the_most_probable_class():
+    # Root: left with p = 0.6. Left child: a coin flip between classes 0 and 1 (0.3
+    # each). Right child: class 2 with p = 0.99 → 0.4 * 0.99 = 0.396, the argmax.
+    module = HierarchicalSoftmax(1, 4, bias=True)
+    with torch.no_grad():
+        module.weight.zero_()
+        module.bias.copy_(torch.tensor([math.log(0.6 / 0.4), 0.0, math.log(0.99 / 0.01)]))
+    x = torch.zeros(3, 1)
+    classes_of_leaves = module.log_prob(x)[0].exp()
+    torch.testing.assert_close(classes_of_leaves, torch.tensor([0.3, 0.3, 0.396, 0.004]))
+    assert (module.predict(x) == 2).all()
+    assert (module.predict_greedy(x) != 2).all()
+
+
+def test_greedy_is_often_wrong_on_random_models_but_predict_never():
+    module = make(1000, "balanced", in_features=8)
+    x = torch.randn(500, 8)
+    best = module.log_prob(x).argmax(-1)
+    assert (module.predict_greedy(x) != best).sum() > 50
+    assert torch.equal(module.predict(x), best)
+
+
+# -- devices, dtypes, state -------------------------------------------------------------
+
+
+def test_state_dict_round_trip_carries_the_tree():
+    counts = zipf_counts(200)
+    module = HierarchicalSoftmax(6, 200, counts=counts)
+    state = module.state_dict()
+    assert {"node_children", "path_nodes", "path_signs", "weight", "bias"} <= set(state)
+    copy = HierarchicalSoftmax(6, 200, counts=counts)
+    copy.load_state_dict(state)
+    x = torch.randn(7, 6)
+    torch.testing.assert_close(copy.log_prob(x), module.log_prob(x))
+    as_double = module.double()
+    assert as_double.path_nodes.dtype == torch.int64
+    assert as_double.path_signs.dtype == torch.int8
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision(device, dtype):
+    if device == "cpu" and dtype == torch.float16:
+        pytest.skip("float16 matmul on the CPU is not what the half-precision path is for")
+    module = confident(make(500, "huffman", in_features=16))
+    half = make(500, "huffman", in_features=16)
+    half.load_state_dict(module.state_dict())
+    half = half.to(device=device, dtype=dtype)
+    x = torch.randn(64, 16)
+    target = torch.randint(0, 500, (64,))
+    out = half(x.to(device, dtype), target.to(device))
+    assert out.output.dtype == dtype
+    reference = module(x, target).output
+    torch.testing.assert_close(out.output.float().cpu(), reference, rtol=0.02, atol=0.1)
+    out.loss.backward()
+    assert half.weight.grad.dtype == dtype and torch.isfinite(half.weight.grad).all()
+    log_prob = half.log_prob(x.to(device, dtype))
+    total = log_prob.float().exp().sum(-1)
+    torch.testing.assert_close(total, torch.ones_like(total), rtol=0, atol=0.02)
+    assert (half.predict(x.to(device, dtype)) == log_prob.argmax(-1)).float().mean() > 0.95
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("tree", ["balanced", "huffman"])
+def test_cuda_matches_cpu(tree):
+    module = confident(make(2000, tree, in_features=16))
+    x = torch.randn(128, 16)
+    target = torch.randint(0, 2000, (128,))
+    cpu = module(x, target)
+    cpu.loss.backward()
+    cpu_grad = module.weight.grad.clone()
+    module.zero_grad()
+    gpu_module = module.to("cuda")
+    gpu = gpu_module(x.cuda(), target.cuda())
+    gpu.loss.backward()
+    torch.testing.assert_close(gpu.output.cpu(), cpu.output)
+    torch.testing.assert_close(gpu_module.weight.grad.cpu(), cpu_grad)
+    log_prob = gpu_module.log_prob(x.cuda())
+    assert torch.equal(gpu_module.predict(x.cuda()), log_prob.argmax(-1))
+    assert torch.equal(gpu_module.topk(x.cuda(), 5).indices, log_prob.topk(5).indices)
+
+
+# -- bad input --------------------------------------------------------------------------
+
+
+def test_constructor_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="at least 2"):
+        HierarchicalSoftmax(4, 1)
+    with pytest.raises(ValueError, match="one count per class"):
+        HierarchicalSoftmax(4, 3, counts=[1.0, 2.0])
+    with pytest.raises(ValueError, match="non-negative"):
+        HierarchicalSoftmax(4, 3, counts=[1.0, -2.0, 3.0])
+    with pytest.raises(ValueError, match="in_features"):
+        HierarchicalSoftmax(0, 3)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "target", "error", "message"),
+    [
+        ((4, 5), torch.tensor([0, 1, 2, 10]), ValueError, r"\[0, 9\].*\[0, 10\]"),
+        ((4, 5), torch.tensor([0, -1, 2, 3]), ValueError, r"\[0, 9\]"),
+        ((4, 5), torch.tensor([0.0, 1, 2, 3]), TypeError, "integer class indices"),
+        ((4, 6), torch.tensor([0, 1, 2, 3]), ValueError, "in_features=5"),
+        ((4, 5), torch.tensor([0, 1, 2]), ValueError, r"batch shape \(4,\).*\(3,\) differ"),
+    ],
+)
+def test_forward_rejects_bad_input(x_shape, target, error, message):
+    module = HierarchicalSoftmax(5, 10)
+    with pytest.raises(error, match=message):
+        module(torch.randn(x_shape), target)
+
+
+def test_prediction_rejects_bad_input():
+    module = HierarchicalSoftmax(5, 10)
+    with pytest.raises(ValueError, match="in_features=5"):
+        module.predict(torch.randn(3, 4))
+    with pytest.raises(TypeError, match="floating-point"):
+        module.log_prob(torch.ones(3, 5, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"k must lie in \[1, 10\]"):
+        module.topk(torch.randn(3, 5), 11)
+
+
+def test_empty_batch_gives_empty_outputs_and_nan_loss_like_cross_entropy():
+    module = HierarchicalSoftmax(5, 10)
+    x = torch.randn(0, 5, requires_grad=True)
+    target = torch.zeros(0, dtype=torch.int64)
+    out = module(x, target)
+    assert out.output.shape == (0,)
+    assert torch.isnan(out.loss) and torch.isnan(F.cross_entropy(torch.randn(0, 10), target))
+    out.loss.backward()
+    assert x.grad.shape == (0, 5) and (module.weight.grad == 0).all()
+    assert module.log_prob(x).shape == (0, 10)
+    assert module.predict(x).shape == (0,)
+    assert module.topk(x, 3).indices.shape == (0, 3)
