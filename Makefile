@@ -48,7 +48,9 @@ book-from-outputs: $(STAMP) mathjax
 
 # MathJax 3 served from the build (the CDN is unreachable offline): the npm registry's
 # tarball, checked against its SHA-512, cached outside the repository and unpacked into
-# _build/mathjax-static/mathjax/, which _config.yml adds to html_static_path.
+# _build/mathjax-static/mathjax/, which _config.yml adds to html_static_path. Of the
+# combined components only tex-chtml-full.js (the one the book loads) is kept, with the
+# folders of components it may load lazily (menu, accessibility) and its fonts.
 MATHJAX_VERSION := 3.2.2
 MATHJAX_SHA512  := 06df9249553c7811b6ef30a155ec0e89c62ced7b1db78d2a9b8f94a47c97ee4d3f3bd36588f73ec7bee4d7f144b0fb2328f64626fb5164cd6f3be81e5b43a11b
 MATHJAX_CACHE   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/actlib
@@ -67,7 +69,6 @@ $(MATHJAX_STAMP):
 	    || { rm -f $(MATHJAX_TGZ); echo "mathjax: checksum mismatch, tarball removed" >&2; exit 1; }
 	rm -rf $(MATHJAX_DIR) && mkdir -p $(MATHJAX_DIR)
 	tar -xzf $(MATHJAX_TGZ) -C $(MATHJAX_DIR) --strip-components=2 package/es5
-	# keep the one combined component the book loads (and what it may load lazily)
 	find $(MATHJAX_DIR) -maxdepth 1 -name '*.js' ! -name tex-chtml-full.js -delete
 	touch $@
 

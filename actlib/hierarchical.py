@@ -73,7 +73,10 @@ def _path_scores(input: Tensor, weight: Tensor, nodes: Tensor, on_path: Tensor) 
         with warnings.catch_warnings():  # the CSR layout is marked beta; this use is plain
             warnings.filterwarnings("ignore", "Sparse CSR tensor support", UserWarning)
             pattern = torch.sparse_csr_tensor(
-                crow, columns, input.new_zeros(columns.shape), (input.shape[0], weight.shape[0]),
+                crow,
+                columns,
+                input.new_zeros(columns.shape),
+                (input.shape[0], weight.shape[0]),
                 check_invariants=False,
             )
         values = torch.sparse.sampled_addmm(pattern, input, weight.t()).values()
@@ -350,18 +353,22 @@ class HierarchicalSoftmax(nn.Module):
         Every partial sum of log-sigmoids along a path is an upper bound on the
         log-probability of all leaves below it, because :math:`\log\sigma \le 0`. So:
 
-        1. a beam search of width ``k`` finds ``k`` leaves; the ``k``-th best of their
-           log-probabilities is a lower bound :math:`\beta` on the true ``k``-th best;
-        2. a breadth-first search from the root, all examples at once, keeps only
-           the nodes whose partial sum is :math:`\ge \beta` (minus a rounding
-           tolerance). No leaf of the true top ``k`` can be cut, since its ancestors'
-           partial sums are at least its own log-probability.
+        1. a beam search of width ``k`` (greedy descent for ``k = 1``) finds ``k``
+           leaves; the ``k``-th best of their log-probabilities is a lower bound
+           :math:`\beta` on the true ``k``-th best;
+        2. every subtree the beam dropped on its way down is bounded by the partial sum
+           at its root. Those below :math:`\beta` (minus a rounding slack) are never
+           opened; the others are searched breadth-first, all examples at once, cutting
+           every node below :math:`\beta` the same way. No leaf of the true top ``k``
+           can be cut, since its ancestors' partial sums are at least its own
+           log-probability.
 
-        When node decisions are confident, almost everything off the best paths is
-        pruned at once and the search reads about :math:`2 k \log_2 N` weight rows per
-        example instead of :math:`N`. An example whose frontier outgrows a budget (an
-        untrained model, or near-even decisions) is finished by the dense
-        :meth:`log_prob` instead, so the result is exact either way. Ties, which have
+        When node decisions are confident, nearly every dropped subtree falls below
+        :math:`\beta` at once and ``predict`` costs little more than the greedy descent,
+        about :math:`\log_2 N` weight rows per example instead of :math:`N`. An example
+        whose open nodes outgrow a budget (an untrained model, or near-even decisions)
+        is finished by the dense :meth:`log_prob` instead, so the result is exact
+        either way. Ties, which have
         probability zero for continuous inputs, may be broken either way. The values
         carry no gradient: use :meth:`log_prob` for that.
 
@@ -400,16 +407,26 @@ class HierarchicalSoftmax(nn.Module):
             scores = scores + _opmath(self.bias)[nodes]
         return scores
 
-    def _beam(self, x: Tensor, width: int) -> tuple[Tensor, Tensor]:
-        """Beam search: ``width`` leaves per example and their log-probabilities, best first.
+    def _beam(self, x: Tensor, width: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Beam search of ``width``, and every subtree it let go.
 
-        Finished leaves stay in the beam; dead slots (before the beam has filled) hold
-        score -inf. After as many rounds as the deepest path, every slot is a leaf.
+        Each round expands the beam's internal nodes into a pool of children (a leaf
+        stays in the pool as itself) and keeps the ``width`` best partial sums; before
+        the beam has filled, empty slots hold score -inf. After as many rounds as the
+        deepest path every slot holds a leaf.
+
+        Returns:
+            ``(scores, leaves, dropped_nodes, dropped_scores)``: the beam's leaves and
+            their log-probabilities, best first, shape ``(B, width)``; and the pool
+            entries the beam dropped, shape ``(B, P)``, each the root of a subtree
+            nobody looked into, with its partial sum, which bounds the log-probability
+            of every leaf below it. Beam and dropped subtrees hold every leaf once.
         """
         num_internal = self.num_classes - 1
         batch = x.shape[0]
         nodes = torch.zeros(batch, 1, dtype=torch.int64, device=x.device)
         scores = torch.zeros(batch, 1, dtype=_opmath(x).dtype, device=x.device)
+        dropped_nodes, dropped_scores = [], []
         for _ in range(self.path_nodes.shape[1]):
             internal = nodes < num_internal
             at = nodes.where(internal, 0)
@@ -419,58 +436,72 @@ class HierarchicalSoftmax(nn.Module):
             right = children[..., 1].where(internal, num_internal)
             left_score = (scores + F.logsigmoid(s)).where(internal, scores)
             right_score = (scores + F.logsigmoid(-s)).where(internal, -torch.inf)
-            pool_nodes = torch.cat([left, right], dim=1)
-            pool_scores = torch.cat([left_score, right_score], dim=1)
-            scores, pick = pool_scores.topk(min(width, pool_scores.shape[1]), dim=1)
-            nodes = pool_nodes.gather(1, pick)
-        return scores, nodes - num_internal
+            pool_scores, order = torch.cat([left_score, right_score], dim=1).sort(
+                dim=1, descending=True
+            )
+            pool_nodes = torch.cat([left, right], dim=1).gather(1, order)
+            scores, nodes = pool_scores[:, :width], pool_nodes[:, :width]
+            dropped_nodes.append(pool_nodes[:, width:])
+            dropped_scores.append(pool_scores[:, width:])
+        return (
+            scores,
+            nodes - num_internal,
+            torch.cat(dropped_nodes, dim=1),
+            torch.cat(dropped_scores, dim=1),
+        )
 
     def _frontier_budget(self, k: int) -> int:
         # Past about this many open nodes per level, reading weight rows one by one for
         # every level costs more than the dense matmul of log_prob, which reads all
-        # N - 1 rows at matmul speed. The search of a confident model keeps ~k open.
+        # N - 1 rows at matmul speed. A confident model leaves almost nothing open.
         return max(4 * k, 16, self.num_classes // (16 * self.path_nodes.shape[1]))
 
     def _exact_topk(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
         num_internal = self.num_classes - 1
         batch = x.shape[0]
-        lower = self._beam(x, k)[0][:, k - 1]
-        # The search recomputes path scores with other reduction orders; the slack
+        every_row = torch.arange(batch, device=x.device)
+        beam_scores, beam_leaves, dropped_nodes, dropped_scores = self._beam(x, k)
+        lower = beam_scores[:, k - 1]
+        # The search adds up path scores in another order than the beam did; the slack
         # keeps it from cutting a leaf whose score rounds a hair below the beam's.
-        slack = torch.finfo(lower.dtype).eps ** 0.5 * 4 * (1 + lower.abs())
-        cutoff = lower - slack
+        cutoff = lower - torch.finfo(lower.dtype).eps ** 0.5 * 4 * (1 + lower.abs())
+        use_dense = ~torch.isfinite(lower)  # NaN or inf scores: let log_prob say
         budget = self._frontier_budget(k)
-        use_dense = torch.zeros(batch, dtype=torch.bool, device=x.device)
 
-        rows = torch.arange(batch, device=x.device)
-        nodes = torch.zeros_like(rows)
-        partial = torch.zeros(batch, dtype=lower.dtype, device=x.device)
-        found_rows, found_classes, found_scores = [], [], []
-        while rows.numel():
-            s = self._node_scores(x[rows], nodes)
-            child = self.node_children[nodes]
-            child_score = torch.stack(
-                [partial + F.logsigmoid(s), partial + F.logsigmoid(-s)], dim=1
-            )
-            child_rows = rows.unsqueeze(1).expand_as(child)
-            keep = child_score >= cutoff[child_rows]
-            child, child_score, child_rows = child[keep], child_score[keep], child_rows[keep]
-            leaf = child >= num_internal
-            found_rows.append(child_rows[leaf])
-            found_classes.append(child[leaf] - num_internal)
-            found_scores.append(child_score[leaf])
-            rows, nodes, partial = child_rows[~leaf], child[~leaf], child_score[~leaf]
+        # Only dropped subtrees whose bound reaches the cutoff can hold a better leaf.
+        promising = dropped_scores >= cutoff.unsqueeze(1)
+        rows = every_row.unsqueeze(1).expand_as(dropped_nodes)[promising]
+        nodes, partial = dropped_nodes[promising], dropped_scores[promising]
+        found_rows = [every_row.repeat_interleave(k)]
+        found_classes, found_scores = [beam_leaves.reshape(-1)], [beam_scores.reshape(-1)]
+        while True:
+            leaf = nodes >= num_internal
+            found_rows.append(rows[leaf])
+            found_classes.append(nodes[leaf] - num_internal)
+            found_scores.append(partial[leaf])
+            rows, nodes, partial = rows[~leaf], nodes[~leaf], partial[~leaf]
             crowded = torch.bincount(rows, minlength=batch) > budget
             if crowded.any():
                 use_dense |= crowded
                 stay = ~crowded[rows]
                 rows, nodes, partial = rows[stay], nodes[stay], partial[stay]
+            if not rows.numel():
+                break
+            # Expand the open nodes of all examples at once; keep children above cutoff.
+            s = self._node_scores(x[rows], nodes)
+            children = self.node_children[nodes]
+            child_scores = torch.stack(
+                [partial + F.logsigmoid(s), partial + F.logsigmoid(-s)], dim=1
+            )
+            child_rows = rows.unsqueeze(1).expand_as(children)
+            keep = child_scores >= cutoff[child_rows]
+            rows, nodes, partial = child_rows[keep], children[keep], child_scores[keep]
 
-        rows, classes, scores = torch.cat(found_rows), torch.cat(found_classes), torch.cat(
-            found_scores
+        rows, classes, scores = (
+            torch.cat(found_rows),
+            torch.cat(found_classes),
+            torch.cat(found_scores),
         )
-        # Fewer than k leaves above the cutoff happens only with NaN scores: go dense.
-        use_dense |= torch.bincount(rows, minlength=batch) < k
         searched = ~use_dense[rows]
         rows, classes, scores = rows[searched], classes[searched], scores[searched]
         # Group by example, best first within each group, and take each group's first k.

@@ -93,8 +93,7 @@ def huffman_tree(counts: Sequence[float] | Tensor) -> Tensor:
     def pop_lightest() -> tuple[int, float]:
         nonlocal next_leaf, next_merged
         take_merged = next_merged < len(merged_weight) and (
-            next_leaf == num_classes
-            or merged_weight[next_merged] < weight[leaf_order[next_leaf]]
+            next_leaf == num_classes or merged_weight[next_merged] < weight[leaf_order[next_leaf]]
         )
         if take_merged:
             next_merged += 1

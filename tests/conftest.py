@@ -43,7 +43,8 @@ def pytest_generate_tests(metafunc):
 
     A test asks for ``record`` (every record) or ``record, example`` (every example of
     every record), narrowed with ``@pytest.mark.catalog("elementwise", ...)``; tests
-    taking ``dtype`` run in float16, bfloat16, float32 and float64.
+    taking ``dtype`` run in float16, bfloat16, float32 and float64 unless they parametrise
+    ``dtype`` themselves.
     """
     names = metafunc.fixturenames
     if "record" in names:
@@ -58,7 +59,12 @@ def pytest_generate_tests(metafunc):
             )
         else:
             metafunc.parametrize("record", chosen, ids=[r.name for r in chosen])
-    if "dtype" in names:
+    explicit = {
+        name.strip()
+        for marker in metafunc.definition.iter_markers("parametrize")
+        for name in (marker.args[0].split(",") if isinstance(marker.args[0], str) else marker.args[0])
+    }
+    if "dtype" in names and "dtype" not in explicit:
         metafunc.parametrize("dtype", DTYPES, ids=[str(d).removeprefix("torch.") for d in DTYPES])
 
 

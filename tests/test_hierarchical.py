@@ -10,12 +10,6 @@ from torch.autograd import gradcheck
 from actlib.hierarchical import HierarchicalSoftmax
 from actlib.trees import balanced_tree, huffman_tree, tree_paths
 
-needs_cuda = [
-    pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-]
-DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
-
 
 def zipf_counts(num_classes: int) -> torch.Tensor:
     """Skewed integer counts, as word frequencies are."""
@@ -284,11 +278,12 @@ def test_state_dict_round_trip_carries_the_tree():
     assert as_double.path_signs.dtype == torch.int8
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_precision(device, dtype):
-    if device == "cpu" and dtype == torch.float16:
-        pytest.skip("float16 matmul on the CPU is not what the half-precision path is for")
+@pytest.mark.parametrize("half_dtype", [torch.bfloat16, torch.float16])
+def test_half_precision(device, half_dtype):
+    """Parameters and input in half precision; sums of log-sigmoids in float32."""
+    if device == "cpu" and half_dtype == torch.float16:
+        pytest.skip("float16 on the CPU: bfloat16 covers the CPU half-precision path")
+    dtype = half_dtype
     module = confident(make(500, "huffman", in_features=16))
     half = make(500, "huffman", in_features=16)
     half.load_state_dict(module.state_dict())

@@ -94,10 +94,10 @@ def browser():
     """Headless system Chromium driven by Playwright; never a downloaded browser."""
     executable = find_browser()
     if executable is None:
-        message = f"browser check skipped: no Chromium found; to enable it, {HOW_TO_ENABLE}"
+        message = f"no Chromium found; to enable the browser check, {HOW_TO_ENABLE}"
         if os.environ.get("BROWSER_CHECK_REQUIRED") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+            pytest.fail(f"BROWSER_CHECK_REQUIRED=1 but {message}")
+        pytest.skip(f"browser check skipped: {message}")
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright is missing: `pip install -r requirements.txt`"
     )

@@ -1,0 +1,516 @@
+"""Speed of actlib.HierarchicalSoftmax against the other ways to train a large output layer.
+
+Measured side by side in one process, interleaved round by round so that a noisy machine
+slows every method alike; each figure is the median of the rounds after a warm-up round:
+
+* full softmax: ``nn.Linear(D, N)`` + ``F.cross_entropy``; predict = ``argmax`` of the logits;
+* ``nn.AdaptiveLogSoftmaxWithLoss`` with cutoffs ``[N/32, N/4]`` (``[2048, 16384]`` at
+  N = 65,536) and ``div_value=4``; predict = its ``predict``;
+* a naive hierarchical softmax that loops over the batch in Python (log-space, one
+  vectorised path per example); predict = greedy descent, one example and one node at
+  a time (the baseline the issue describes; greedy is not even exact);
+* ``HierarchicalSoftmax`` with dense and with sparse weight gradients; predict = exact
+  ``predict`` on a trained model, plus greedy descent and an untrained model for reference.
+
+A training step is ``zero_grad(set_to_none=True)``, forward and backward (no optimiser
+step, except in the separate "+ SGD step" column). Peak memory is the largest total of
+tensor bytes allocated during one step above what was allocated before it, from the
+torch profiler's memory events on the CPU (``torch.cuda.max_memory_allocated`` on CUDA);
+parameters, inputs and optimiser state that exist before the step are not counted.
+
+The trained model for ``predict``: inputs are clustered along the tree (class c's centre
+is the sum of +-u_n over the nodes n on its path, with u_n random unit vectors, plus
+N(0, 1/D) noise per coordinate), and the model is trained on them by SGD with sparse
+gradients (lr 200 on the mean loss, batch 1,024). The script prints how many steps and
+the accuracy reached. Exact search prunes well only when node decisions are confident,
+so the untrained row shows the other end: the search gives up early and falls back to
+the dense log_prob.
+
+Usage::
+
+    python benchmarks/hierarchical_softmax.py            # CPU, and CUDA when present
+    python benchmarks/hierarchical_softmax.py --quick    # fewer rounds, smaller sweep
+
+Writes book/data/hierarchical_softmax.csv (one row per device, N, target
+distribution and method) for the book's plots.
+"""
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from actlib.hierarchical import HierarchicalSoftmax
+
+IN_FEATURES = 256
+BATCH = 1024
+MAIN_N = 65_536
+SWEEP = [1024, 4096, 16_384, 65_536, 262_144]
+QUICK_SWEEP = [1024, 16_384, 65_536]
+CSV_PATH = Path(__file__).resolve().parent.parent / "book" / "data" / "hierarchical_softmax.csv"
+CSV_FIELDS = [
+    "device",
+    "method",
+    "num_classes",
+    "in_features",
+    "batch_size",
+    "targets",
+    "train_step_ms",
+    "predict_ms",
+    "peak_mem_mb",
+]
+
+FULL = "full softmax (Linear + CE)"
+ADAPTIVE = "AdaptiveLogSoftmaxWithLoss"
+NAIVE = "naive per-example loop"
+HS_DENSE = "hierarchical, dense grad"
+HS_SPARSE = "hierarchical, sparse grad"
+HS_HUFFMAN = "hierarchical Huffman, sparse grad"
+HS_EXACT = "hierarchical exact predict"
+HS_GREEDY = "hierarchical greedy (inexact)"
+HS_UNTRAINED = "hierarchical exact, untrained"
+NAIVE_GREEDY = "naive loop greedy (inexact)"
+
+
+# -- the baseline ------------------------------------------------------------------------
+
+
+class NaiveLoopHierarchicalSoftmax:
+    """Hierarchical softmax one example at a time: the per-example Python loop baseline.
+
+    It shares the tree and parameters of a :class:`HierarchicalSoftmax` and sums
+    log-sigmoids (so it is at least correct); only the loop over the batch is naive.
+    """
+
+    def __init__(self, module: HierarchicalSoftmax):
+        self.module = module
+        self.lengths = module.path_lengths.tolist()
+
+    def loss(self, x: Tensor, target: Tensor) -> Tensor:
+        m = self.module
+        total = x.new_zeros(())
+        for example, cls in zip(x, target.tolist(), strict=True):
+            length = self.lengths[cls]
+            nodes = m.path_nodes[cls, :length]
+            signs = m.path_signs[cls, :length].to(x.dtype)
+            scores = m.weight[nodes] @ example + m.bias[nodes]
+            total = total - F.logsigmoid(signs * scores).sum()
+        return total / len(target)
+
+    @torch.no_grad()
+    def predict_greedy(self, x: Tensor) -> Tensor:
+        m = self.module
+        num_internal = m.num_classes - 1
+        children = m.node_children.tolist()
+        predictions = []
+        for example in x:
+            node = 0
+            while node < num_internal:
+                score = m.weight[node] @ example + m.bias[node]
+                node = children[node][0 if score.item() >= 0 else 1]
+            predictions.append(node - num_internal)
+        return torch.tensor(predictions)
+
+
+# -- measuring ---------------------------------------------------------------------------
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_interleaved(
+    work: dict[str, Callable[[], object]], rounds: int, device: str
+) -> dict[str, float]:
+    """Median milliseconds per call; one call of every method per round, after a warm-up."""
+    times: dict[str, list[float]] = {name: [] for name in work}
+    for round_ in range(rounds + 1):
+        for name, fn in work.items():
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            if round_:  # round 0 warms up caches, allocator and lazy initialisation
+                times[name].append(1e3 * (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+@contextlib.contextmanager
+def stderr_silenced():
+    """Kineto prints a line to stderr at every profiler stop; keep the report clean."""
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def peak_memory_mb(fn: Callable[[], object], device: str) -> float:
+    """Peak tensor bytes allocated during one call, above those allocated before it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with tempfile.TemporaryDirectory() as folder, stderr_silenced():
+        with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
+            fn()
+        trace = Path(folder) / "trace.json"
+        prof.export_chrome_trace(str(trace))
+        events = json.loads(trace.read_text())["traceEvents"]
+    totals = [
+        e["args"]["Total Allocated"]
+        for e in events
+        if e.get("name") == "[memory]" and e["args"].get("Device Type") == 0
+    ]
+    return max([0, *totals]) / 2**20
+
+
+# -- the contenders ----------------------------------------------------------------------
+
+
+@dataclass
+class Method:
+    name: str
+    module: nn.Module
+    loss: Callable[[Tensor, Tensor], Tensor]
+
+    def step(self, x: Tensor, target: Tensor) -> None:
+        self.module.zero_grad(set_to_none=True)
+        self.loss(x, target).backward()
+
+
+def build_methods(num_classes: int, device: str) -> dict[str, Method]:
+    torch.manual_seed(0)
+    full = nn.Linear(IN_FEATURES, num_classes).to(device)
+    cutoffs = [num_classes // 32, num_classes // 4]
+    adaptive = nn.AdaptiveLogSoftmaxWithLoss(IN_FEATURES, num_classes, cutoffs, div_value=4.0)
+    adaptive = adaptive.to(device)
+    dense = HierarchicalSoftmax(IN_FEATURES, num_classes).to(device)
+    sparse = HierarchicalSoftmax(IN_FEATURES, num_classes, sparse=True).to(device)
+    naive = NaiveLoopHierarchicalSoftmax(dense)
+    return {
+        FULL: Method(FULL, full, lambda x, t: F.cross_entropy(full(x), t)),
+        ADAPTIVE: Method(ADAPTIVE, adaptive, lambda x, t: adaptive(x, t).loss),
+        NAIVE: Method(NAIVE, dense, naive.loss),
+        HS_DENSE: Method(HS_DENSE, dense, lambda x, t: dense(x, t).loss),
+        HS_SPARSE: Method(HS_SPARSE, sparse, lambda x, t: sparse(x, t).loss),
+    }
+
+
+def tree_clustered_batch(
+    module: HierarchicalSoftmax, directions: Tensor, size: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Inputs whose class structure follows the tree: centre = sum of +-u_n along the path."""
+    target = torch.randint(0, module.num_classes, (size,), generator=generator)
+    target = target.to(directions.device)
+    signs = module.path_signs[target].to(directions.dtype)
+    centres = F.embedding_bag(
+        module.path_nodes[target], directions, per_sample_weights=signs, mode="sum"
+    )
+    noise = torch.randn(size, IN_FEATURES, generator=generator).to(directions.device)
+    return centres + noise / math.sqrt(IN_FEATURES), target
+
+
+def train_for_prediction(num_classes: int, steps: int, device: str):
+    """A HierarchicalSoftmax trained on tree-clustered data, and a test batch of that data."""
+    torch.manual_seed(1)
+    generator = torch.Generator().manual_seed(1)
+    module = HierarchicalSoftmax(IN_FEATURES, num_classes, sparse=True).to(device)
+    directions = torch.randn(num_classes - 1, IN_FEATURES, generator=generator).to(device)
+    directions = F.normalize(directions, dim=1)
+    optimizer = torch.optim.SGD(module.parameters(), lr=200.0)
+    for _ in range(steps):
+        x, target = tree_clustered_batch(module, directions, BATCH, generator)
+        optimizer.zero_grad(set_to_none=True)
+        module(x, target).loss.backward()
+        optimizer.step()
+    x, target = tree_clustered_batch(module, directions, BATCH, generator)
+    accuracy = (module.predict(x) == target).double().mean().item()
+    return module, x, accuracy
+
+
+# -- one configuration -------------------------------------------------------------------
+
+
+def measure_num_classes(num_classes: int, device: str, rounds: int, train_steps: int, log):
+    """Train-step and predict times and peak memory of every method at one N."""
+    methods = build_methods(num_classes, device)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(BATCH, IN_FEATURES, generator=generator).to(device)
+    target = torch.randint(0, num_classes, (BATCH,), generator=generator).to(device)
+
+    log(f"  N={num_classes:,}: training steps ({rounds} rounds after a warm-up)")
+    train = time_interleaved(
+        {name: (lambda m=m: m.step(x, target)) for name, m in methods.items()}, rounds, device
+    )
+    peak = {
+        name: peak_memory_mb(lambda m=m: m.step(x, target), device) for name, m in methods.items()
+    }
+
+    log(f"  N={num_classes:,}: training a model for predict ({train_steps} SGD steps)")
+    trained, test_x, accuracy = train_for_prediction(num_classes, train_steps, device)
+    log(f"  N={num_classes:,}: trained model accuracy {accuracy:.3f}")
+    full, adaptive = methods[FULL].module, methods[ADAPTIVE].module
+    untrained = methods[HS_DENSE].module
+    naive = NaiveLoopHierarchicalSoftmax(untrained)
+    with torch.no_grad():
+        predict = time_interleaved(
+            {
+                FULL: lambda: full(test_x).argmax(-1),
+                ADAPTIVE: lambda: adaptive.predict(test_x),
+                NAIVE_GREEDY: lambda: naive.predict_greedy(test_x),
+                HS_GREEDY: lambda: trained.predict_greedy(test_x),
+                HS_EXACT: lambda: trained.predict(test_x),
+                HS_UNTRAINED: lambda: untrained.predict(test_x),
+            },
+            rounds,
+            device,
+        )
+        peak_predict = peak_memory_mb(lambda: trained.predict(test_x), device)
+    return train, predict, peak, peak_predict, accuracy, methods, (x, target)
+
+
+def measure_train_with_sgd(methods: dict[str, Method], batch, device: str, rounds: int):
+    """Training step including an SGD update, for the contenders that matter at scale."""
+    x, target = batch
+    work = {}
+    for name in (FULL, ADAPTIVE, HS_DENSE, HS_SPARSE):
+        method = methods[name]
+        optimizer = torch.optim.SGD(method.module.parameters(), lr=1e-3)
+
+        def step(method=method, optimizer=optimizer):
+            method.step(x, target)
+            optimizer.step()
+
+        work[name] = step
+    return time_interleaved(work, rounds, device)
+
+
+def measure_zipf(num_classes: int, device: str, rounds: int) -> dict[str, float]:
+    """Training steps on Zipf-distributed targets, AdaptiveLogSoftmax's home ground."""
+    generator = torch.Generator().manual_seed(0)
+    frequency = 1.0 / torch.arange(1, num_classes + 1, dtype=torch.float64)
+    x = torch.randn(BATCH, IN_FEATURES, generator=generator).to(device)
+    target = torch.multinomial(frequency, BATCH, replacement=True, generator=generator)
+    target = target.to(device)
+    methods = build_methods(num_classes, device)
+    huffman = HierarchicalSoftmax(IN_FEATURES, num_classes, counts=frequency, sparse=True)
+    methods[HS_HUFFMAN] = Method(HS_HUFFMAN, huffman.to(device), lambda x, t: huffman(x, t).loss)
+    chosen = (ADAPTIVE, HS_SPARSE, HS_HUFFMAN)
+    return time_interleaved(
+        {name: (lambda m=methods[name]: m.step(x, target)) for name in chosen}, rounds, device
+    )
+
+
+# -- reporting ---------------------------------------------------------------------------
+
+
+def ratio(numerator: float, denominator: float) -> str:
+    return f"{numerator / denominator:8.1f}x"
+
+
+def print_main_tables(train, with_sgd, predict, peak, peak_predict, accuracy, header):
+    print(f"\n{header}")
+    print(
+        f"{'training step (fwd + bwd)':34} {'ms':>9} {'÷ sparse':>9} {'÷ dense':>9}"
+        f" {'+SGD ms':>9} {'peak MB':>9}"
+    )
+    for name in (FULL, ADAPTIVE, NAIVE, HS_DENSE, HS_SPARSE):
+        sgd = f"{with_sgd[name]:9.1f}" if name in with_sgd else f"{'-':>9}"
+        print(
+            f"{name:34} {train[name]:9.1f} {ratio(train[name], train[HS_SPARSE])}"
+            f" {ratio(train[name], train[HS_DENSE])} {sgd} {peak[name]:9.1f}"
+        )
+    print(
+        f"\n{'predict (trained acc ' + format(accuracy, '.3f') + ')':34} {'ms':>9} {'÷ exact':>9}"
+    )
+    for name in (FULL, ADAPTIVE, NAIVE_GREEDY, HS_GREEDY, HS_EXACT, HS_UNTRAINED):
+        print(f"{name:34} {predict[name]:9.1f} {ratio(predict[name], predict[HS_EXACT])}")
+    print(f"peak memory of exact predict: {peak_predict:.1f} MB")
+
+
+def print_sweep(results: dict[int, tuple]):
+    print(
+        "\nSweep over N (D = 256, B = 1,024): ms, and how many times slower than"
+        " hierarchical (sparse grad) / exact predict"
+    )
+    print(
+        f"{'N':>8} {'HS sparse':>10} {'HS dense':>10} {'full':>18} {'adaptive':>18}"
+        f" {'naive':>18} | {'HS predict':>10} {'full argmax':>18} {'adaptive':>18}"
+    )
+    for n, (train, predict, *_rest) in sorted(results.items()):
+        base, pbase = train[HS_SPARSE], predict[HS_EXACT]
+        cells = [
+            f"{train[name]:8.1f}{ratio(train[name], base):>10}" for name in (FULL, ADAPTIVE, NAIVE)
+        ]
+        pcells = [
+            f"{predict[name]:8.1f}{ratio(predict[name], pbase):>10}" for name in (FULL, ADAPTIVE)
+        ]
+        print(
+            f"{n:8d} {base:10.1f} {train[HS_DENSE]:10.1f} {' '.join(cells)} |"
+            f" {pbase:10.1f} {' '.join(pcells)}"
+        )
+
+
+def print_targets(train, predict, with_sgd):
+    def check(label, value, goal):
+        print(
+            f"  {label:58} {value:7.1f}x  (target >= {goal}x: {'met' if value >= goal else 'NOT met'})"
+        )
+
+    print("\nTargets at N = 65,536, D = 256, B = 1,024:")
+    check("train step vs full softmax, sparse grad", train[FULL] / train[HS_SPARSE], 60)
+    check("train step vs full softmax, dense grad", train[FULL] / train[HS_DENSE], 60)
+    check(
+        "train step vs AdaptiveLogSoftmaxWithLoss, sparse grad",
+        train[ADAPTIVE] / train[HS_SPARSE],
+        20,
+    )
+    check(
+        "train step vs AdaptiveLogSoftmaxWithLoss, dense grad",
+        train[ADAPTIVE] / train[HS_DENSE],
+        20,
+    )
+    check(
+        "train step + SGD update vs full softmax, sparse grad",
+        with_sgd[FULL] / with_sgd[HS_SPARSE],
+        60,
+    )
+    check(
+        "train step + SGD update vs adaptive, sparse grad",
+        with_sgd[ADAPTIVE] / with_sgd[HS_SPARSE],
+        20,
+    )
+    check("exact predict (trained) vs full softmax argmax", predict[FULL] / predict[HS_EXACT], 5)
+
+
+def csv_rows(device, results):
+    train_names = (FULL, ADAPTIVE, NAIVE, HS_DENSE, HS_SPARSE)
+    predict_of = {
+        FULL: FULL,
+        ADAPTIVE: ADAPTIVE,
+        NAIVE: NAIVE_GREEDY,
+        HS_SPARSE: HS_EXACT,
+        HS_DENSE: HS_EXACT,
+    }
+    rows = []
+    for n, (train, predict, peak, *_rest) in sorted(results.items()):
+        for name in train_names:
+            rows.append(
+                {
+                    "device": device,
+                    "method": name,
+                    "num_classes": n,
+                    "in_features": IN_FEATURES,
+                    "batch_size": BATCH,
+                    "targets": "uniform",
+                    "train_step_ms": round(train[name], 3),
+                    "predict_ms": round(predict[predict_of[name]], 3),
+                    "peak_mem_mb": round(peak[name], 2),
+                }
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller sweep")
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        action="append",
+        help="device(s) to measure (default: cpu, and cuda when present)",
+    )
+    parser.add_argument("--csv", type=Path, default=CSV_PATH, help="where to write the CSV")
+    args = parser.parse_args()
+    devices = args.device or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    sweep = QUICK_SWEEP if args.quick else SWEEP
+    rounds, main_rounds = (2, 3) if args.quick else (3, 5)
+    train_steps = 150 if args.quick else 400
+
+    def log(message):
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    started = time.perf_counter()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+        f"load average at start {os.getloadavg()[0]:.2f}"
+    )
+    rows = []
+    for device in devices:
+        log(f"device {device}")
+        results = {}
+        for n in sweep:
+            results[n] = measure_num_classes(
+                n, device, main_rounds if n == MAIN_N else rounds, train_steps, log
+            )
+        train, predict, peak, peak_predict, accuracy, methods, batch = results[MAIN_N]
+        log("  N=65,536: training steps with an SGD update")
+        with_sgd = measure_train_with_sgd(methods, batch, device, main_rounds)
+        log("  N=65,536: Zipf-distributed targets")
+        zipf = measure_zipf(MAIN_N, device, main_rounds)
+
+        where = device if device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+        print_main_tables(
+            train,
+            with_sgd,
+            predict,
+            peak,
+            peak_predict,
+            accuracy,
+            f"N = 65,536, D = 256, B = 1,024, float32, {where}",
+        )
+        print_sweep(results)
+        print("\nZipf(1) targets, N = 65,536: training step ms")
+        for name, value in zipf.items():
+            print(f"  {name:34} {value:9.1f} {ratio(value, zipf[HS_HUFFMAN])}")
+        print_targets(train, predict, with_sgd)
+        rows += csv_rows(device, results)
+        rows += [
+            {
+                "device": device,
+                "method": name,
+                "num_classes": MAIN_N,
+                "in_features": IN_FEATURES,
+                "batch_size": BATCH,
+                "targets": "zipf",
+                "train_step_ms": round(value, 3),
+                "predict_ms": "",
+                "peak_mem_mb": "",
+            }
+            for name, value in zipf.items()
+        ]
+
+    args.csv.parent.mkdir(parents=True, exist_ok=True)
+    with args.csv.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(
+        f"\nwrote {args.csv}; {time.perf_counter() - started:.0f} s in all; "
+        f"load average at end {os.getloadavg()[0]:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
