@@ -46,8 +46,8 @@ book-from-outputs: $(STAMP) mathjax
 	    yaml.safe_dump(c, open(sys.argv[2], "w"), sort_keys=False)' _config.yml _build/config-from-outputs.yml
 	$(VENV)/bin/jupyter-book build . --config _build/config-from-outputs.yml $(JB_FLAGS)
 
-# MathJax 3 served from the build (the CDN is unreachable offline): the npm registry's
-# tarball, checked against its SHA-512, cached outside the repository and unpacked into
+# MathJax 3 served from the build (the CDN is unreachable offline): the npm package's
+# tarball (`npm pack`), checked against its SHA-512, cached outside the repository and unpacked into
 # _build/mathjax-static/mathjax/, which _config.yml adds to html_static_path. Of the
 # combined components only tex-chtml-full.js (the one the book loads) is kept, with the
 # folders of components it may load lazily (menu, accessibility) and its fonts.
@@ -62,9 +62,7 @@ mathjax: $(MATHJAX_STAMP)
 
 $(MATHJAX_STAMP):
 	mkdir -p $(MATHJAX_CACHE) _build
-	test -s $(MATHJAX_TGZ) || curl -fsSL --retry 3 -o $(MATHJAX_TGZ).part \
-	    https://registry.npmjs.org/mathjax/-/mathjax-$(MATHJAX_VERSION).tgz
-	test -s $(MATHJAX_TGZ) || mv $(MATHJAX_TGZ).part $(MATHJAX_TGZ)
+	test -s $(MATHJAX_TGZ) || (cd $(MATHJAX_CACHE) && npm pack --silent mathjax@$(MATHJAX_VERSION) > /dev/null)
 	echo "$(MATHJAX_SHA512)  $(MATHJAX_TGZ)" | sha512sum -c --quiet - \
 	    || { rm -f $(MATHJAX_TGZ); echo "mathjax: checksum mismatch, tarball removed" >&2; exit 1; }
 	rm -rf $(MATHJAX_DIR) && mkdir -p $(MATHJAX_DIR)

@@ -49,3 +49,4 @@ from .softmax import argmax, log_softmax, softmax
 
 __version__ = "0.1.0"
 from . import analysis
+from .hierarchical import HierarchicalSoftmax, balanced_tree, huffman_tree, tree_paths

@@ -315,17 +315,19 @@ def activation_statistics(
     return stats
 
 
-def dead_unit_fraction(
+def dead_units(
     model: nn.Sequential, x: torch.Tensor, tol: float = 0.0, batch_size: int = 4096
-) -> list[float]:
-    r"""Per activation layer, the fraction of units that pass no gradient for any example in ``x``.
+) -> list[torch.Tensor]:
+    r"""Per activation layer, a boolean mask of the units that pass no gradient for any example.
 
-    Unit j of a layer is *dead* on the data set when :math:`|f'(z_{ij})| \le` ``tol`` for
-    every example i. With ``tol = 0`` a ReLU unit is dead when its input is never positive:
-    it outputs 0 everywhere, and since no gradient reaches its incoming weights, gradient
-    descent cannot bring it back. A positive ``tol`` counts units that are *nearly* dead
-    (smooth activations whose slope is tiny but not 0). For maxout the "units" are the
-    pieces: a piece is dead when it never wins its group's maximum.
+    Unit j of a layer is *dead* on the data set ``x`` when :math:`|f'(z_{ij})| \le` ``tol``
+    for every example i. With ``tol = 0`` a ReLU unit is dead when its input is never
+    positive: it outputs 0 everywhere and no gradient reaches its incoming weights, so
+    gradient descent cannot change them (it can only come back if the layers below change
+    its inputs). A positive ``tol`` also counts units that are *nearly* dead: a leaky
+    ReLU whose input is never positive (slope 0.01), a smooth function far on its flat
+    side. For maxout the "units" are the pieces: a piece is dead when it never wins its
+    group's maximum. ``x`` is processed in batches of ``batch_size`` examples.
     """
     alive: list[torch.Tensor] | None = None
     for records in _activation_io(model, x, batch_size):
@@ -337,7 +339,14 @@ def dead_unit_fraction(
         )
     if alive is None:
         raise ValueError("x is empty")
-    return [1.0 - float(a.float().mean()) for a in alive]
+    return [~a for a in alive]
+
+
+def dead_unit_fraction(
+    model: nn.Sequential, x: torch.Tensor, tol: float = 0.0, batch_size: int = 4096
+) -> list[float]:
+    """Per activation layer, the fraction of units that :func:`dead_units` finds dead."""
+    return [float(mask.float().mean()) for mask in dead_units(model, x, tol, batch_size)]
 
 
 # ---------------------------------------------------------------------------- training
@@ -389,6 +398,7 @@ def train(
     x_test: torch.Tensor | None = None,
     y_test: torch.Tensor | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    on_eval: Callable[[nn.Module, float], None] | None = None,
 ) -> TrainingCurve:
     r"""Train ``model`` in place by mini-batch gradient descent and return its :class:`TrainingCurve`.
 
@@ -399,7 +409,9 @@ def train(
     of ``batch_size`` (the last one may be smaller). The loss and error on the whole
     training set are measured ``evals_per_epoch`` times per epoch (after equal numbers of
     steps) and before the first step. On a CPU with a fixed number of threads the same
-    arguments give the same curve, bit for bit.
+    arguments give the same curve, bit for bit. ``on_eval(model, epoch)``, when given, is
+    called at every evaluation point, to measure anything else along the way (it must
+    not change the model).
     """
     if optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
@@ -431,6 +443,8 @@ def train(
         curve.error.append(error)
         if x_test is not None and y_test is not None:
             curve.test_error.append(evaluate(model, x_test, y_test, loss_fn)[1])
+        if on_eval is not None:
+            on_eval(model, epoch)
         return math.isfinite(loss)
 
     finite = record(0.0)

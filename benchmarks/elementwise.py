@@ -15,7 +15,7 @@ the median is reported. Then the same for actlib and native under ``torch.compil
 
 Usage::
 
-    .venv/bin/python benchmarks/elementwise.py [--quick] [--no-compile] [--only NAME ...]
+    .venv/bin/python benchmarks/elementwise.py [--quick] [--no-compile] [--threads N] [--only NAME ...]
 
 Timings are printed, never asserted: the numbers depend on the machine.
 """
@@ -327,7 +327,12 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="2^20 elements, fewer repeats")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--only", nargs="*", default=[], help="activation names to run")
+    parser.add_argument(
+        "--threads", type=int, help="torch.set_num_threads (1 gives steadier numbers on a busy machine)"
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     log2_elements = 20 if args.quick else 22
     repeats, warmup = (5, 1) if args.quick else (21, 3)

@@ -169,6 +169,13 @@ def test_dead_unit_fraction_of_a_hand_built_layer():
     assert analysis.dead_unit_fraction(model, x[[0, 2]]) == [0.75]
 
 
+def test_dead_units_masks():
+    model = _hand_built_relu_layer()
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 1.0]])
+    (mask,) = analysis.dead_units(model, x)
+    assert mask.tolist() == [True, False, True, False]
+
+
 def test_dead_unit_fraction_tolerance_counts_leaky_units_stuck_negative():
     model = _hand_built_relu_layer()
     model[1] = actlib.LeakyReLU(0.01)
@@ -265,6 +272,21 @@ def test_evals_per_epoch_test_error_and_adam():
         analysis.train(model, x, y, epochs=1, lr=0.1, batch_size=32, evals_per_epoch=4)
     with pytest.raises(ValueError, match="optimizer"):
         analysis.train(model, x, y, epochs=1, lr=0.1, optimizer="rmsprop")
+
+
+def test_on_eval_callback_sees_every_evaluation_point():
+    x, y = _separable()
+    model = analysis.build_mlp(2, 8, 1, 2, "relu")
+    seen = []
+
+    def record(m, epoch):
+        assert m is model
+        seen.append((epoch, analysis.evaluate(m, x, y)[1]))
+
+    curve = analysis.train(
+        model, x, y, epochs=2, lr=0.05, batch_size=16, evals_per_epoch=2, on_eval=record
+    )
+    assert seen == list(zip(curve.epoch, curve.error, strict=True))
 
 
 def test_divergent_run_stops_and_is_padded_with_nan():
