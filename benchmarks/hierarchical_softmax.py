@@ -97,6 +97,7 @@ class NaiveLoopHierarchicalSoftmax:
     def __init__(self, module: HierarchicalSoftmax):
         self.module = module
         self.lengths = module.path_lengths.tolist()
+        self.children = module.node_children.tolist()
 
     def loss(self, x: Tensor, target: Tensor) -> Tensor:
         m = self.module
@@ -113,13 +114,12 @@ class NaiveLoopHierarchicalSoftmax:
     def predict_greedy(self, x: Tensor) -> Tensor:
         m = self.module
         num_internal = m.num_classes - 1
-        children = m.node_children.tolist()
         predictions = []
         for example in x:
             node = 0
             while node < num_internal:
                 score = m.weight[node] @ example + m.bias[node]
-                node = children[node][0 if score.item() >= 0 else 1]
+                node = self.children[node][0 if score.item() >= 0 else 1]
             predictions.append(node - num_internal)
         return torch.tensor(predictions)
 
@@ -314,6 +314,37 @@ def measure_train_with_sgd(methods: dict[str, Method], batch, device: str, round
     return time_interleaved(work, rounds, device)
 
 
+def autograd_gather_loss(module: HierarchicalSoftmax, sparse: bool):
+    """The same loss with autograd doing the backward through an embedding gather."""
+
+    def loss(x: Tensor, target: Tensor) -> Tensor:
+        nodes, signs = module.path_nodes[target], module.path_signs[target].to(x.dtype)
+        rows = F.embedding(nodes, module.weight, sparse=sparse)
+        scores = torch.linalg.vecdot(rows, x.unsqueeze(1)) + module.bias[nodes]
+        return -(F.logsigmoid(signs * scores) * (signs != 0)).sum(1).mean()
+
+    return loss
+
+
+def measure_backward_ablation(methods: dict[str, Method], batch, device: str, rounds: int):
+    """Custom backward (index_add_ / sparse rows) against autograd through a gather."""
+    x, target = batch
+    work = {}
+    for label, name, sparse in (
+        ("custom backward, dense grad", HS_DENSE, False),
+        ("autograd through gather, dense", HS_DENSE, False),
+        ("custom backward, sparse grad", HS_SPARSE, True),
+        ("autograd through gather, sparse", HS_SPARSE, True),
+    ):
+        module = methods[name].module
+        if label.startswith("autograd"):
+            method = Method(label, module, autograd_gather_loss(module, sparse))
+        else:
+            method = methods[name]
+        work[label] = lambda method=method: method.step(x, target)
+    return time_interleaved(work, rounds, device)
+
+
 def measure_zipf(num_classes: int, device: str, rounds: int) -> dict[str, float]:
     """Training steps on Zipf-distributed targets, AdaptiveLogSoftmax's home ground."""
     generator = torch.Generator().manual_seed(0)
@@ -477,6 +508,8 @@ def main() -> None:
         with_sgd = measure_train_with_sgd(methods, batch, device, main_rounds)
         log(f"  N={MAIN_N:,}: Zipf-distributed targets")
         zipf = measure_zipf(MAIN_N, device, main_rounds)
+        log(f"  N={MAIN_N:,}: custom backward against autograd")
+        ablation = measure_backward_ablation(methods, batch, device, main_rounds)
 
         where = device if device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
         print_main_tables(
@@ -492,6 +525,9 @@ def main() -> None:
         print(f"\nZipf(1) targets, N = {MAIN_N:,}: training step ms")
         for name, value in zipf.items():
             print(f"  {name:34} {value:9.1f} {ratio(value, zipf[HS_HUFFMAN])}")
+        print(f"\nBackward pass, N = {MAIN_N:,}: training step ms")
+        for name, value in ablation.items():
+            print(f"  {name:34} {value:9.1f}")
         print_targets(train, predict, with_sgd)
         rows += csv_rows(device, results)
         rows += [
