@@ -26,11 +26,8 @@ class MaxoutFunction(torch.autograd.Function):
     @staticmethod
     def forward(input, num_pieces, dim):
         grouped = input.reshape(_grouped_shape(input.shape, dim, num_pieces))
-        # argmax + gather rather than max(dim), whose CPU kernel goes multi-threaded even
-        # for a handful of elements (tens of ms per call on a busy machine).
-        winners = grouped.argmax(dim + 1, keepdim=True)
-        values = grouped.gather(dim + 1, winners)
-        return values.squeeze(dim + 1), winners.squeeze(dim + 1)
+        values, winners = grouped.max(dim + 1)
+        return values, winners
 
     @staticmethod
     def setup_context(ctx, inputs, output):

@@ -27,7 +27,6 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 from actlib.catalog import CATALOG, maxout_reference
 
@@ -328,7 +327,9 @@ def main(argv=None):
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--only", nargs="*", default=[], help="activation names to run")
     parser.add_argument(
-        "--threads", type=int, help="torch.set_num_threads (1 gives steadier numbers on a busy machine)"
+        "--threads",
+        type=int,
+        help="torch.set_num_threads (1 gives steadier numbers on a busy machine)",
     )
     args = parser.parse_args(argv)
     if args.threads:

@@ -62,7 +62,9 @@ def pytest_generate_tests(metafunc):
     explicit = {
         name.strip()
         for marker in metafunc.definition.iter_markers("parametrize")
-        for name in (marker.args[0].split(",") if isinstance(marker.args[0], str) else marker.args[0])
+        for name in (
+            marker.args[0].split(",") if isinstance(marker.args[0], str) else marker.args[0]
+        )
     }
     if "dtype" in names and "dtype" not in explicit:
         metafunc.parametrize("dtype", DTYPES, ids=[str(d).removeprefix("torch.") for d in DTYPES])

@@ -74,7 +74,9 @@ def test_prelu_weight_problems():
         actlib.prelu(x, torch.ones(2))
     with pytest.raises(ValueError, match=r"0-d or 1-d, got shape \(3, 1\)"):
         actlib.prelu(x, torch.ones(3, 1))
-    with pytest.raises(TypeError, match="weight dtype torch.float64 differs from input dtype torch.float32"):
+    with pytest.raises(
+        TypeError, match="weight dtype torch.float64 differs from input dtype torch.float32"
+    ):
         actlib.prelu(x, torch.ones(3, dtype=torch.float64))
     with pytest.raises(TypeError, match="weight must be a floating-point tensor"):
         actlib.prelu(x, 0.25)
@@ -101,8 +103,18 @@ def test_softplus_beta_must_be_positive(beta):
         (actlib.leaky_relu, {"negative_slope": None}, TypeError, "negative_slope must be a real"),
         (actlib.leaky_relu, {"negative_slope": True}, TypeError, "negative_slope must be a real"),
         (actlib.elu, {"alpha": float("inf")}, ValueError, "alpha must be finite"),
-        (actlib.gelu, {"approximate": "erf"}, ValueError, "approximate must be 'none' or 'tanh', got 'erf'"),
-        (actlib.maxout, {"num_pieces": 4}, ValueError, "size 6 of dim 1 is not divisible by num_pieces=4"),
+        (
+            actlib.gelu,
+            {"approximate": "erf"},
+            ValueError,
+            "approximate must be 'none' or 'tanh', got 'erf'",
+        ),
+        (
+            actlib.maxout,
+            {"num_pieces": 4},
+            ValueError,
+            "size 6 of dim 1 is not divisible by num_pieces=4",
+        ),
         (actlib.maxout, {"num_pieces": 0}, ValueError, "num_pieces must be a positive int, got 0"),
         (actlib.maxout, {"num_pieces": 2.0}, ValueError, "num_pieces must be a positive int"),
     ],

@@ -87,7 +87,10 @@ def test_state_dict_round_trip():
 def test_modules_compose_in_a_network():
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Linear(8, 12), actlib.Maxout(2), actlib.PReLU(6), torch.nn.Linear(6, 4),
+        torch.nn.Linear(8, 12),
+        actlib.Maxout(2),
+        actlib.PReLU(6),
+        torch.nn.Linear(6, 4),
         actlib.LogSoftmax(dim=-1),
     )
     out = net(torch.randn(5, 8))

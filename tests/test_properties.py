@@ -11,10 +11,8 @@ from hypothesis import strategies as st
 
 import actlib
 
-settings.register_profile(
-    "actlib", max_examples=40, deadline=None, derandomize=True, database=None
-)
-settings.load_profile("actlib")
+# A local settings object rather than a loaded profile, so other test files keep theirs.
+deterministic = settings(max_examples=40, deadline=None, derandomize=True, database=None)
 
 finite = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False, width=64)
 moderate = st.floats(-30, 30, allow_nan=False, allow_infinity=False, width=64)
@@ -25,6 +23,7 @@ def _t(values):
     return torch.tensor(values, dtype=torch.float64)
 
 
+@deterministic
 @given(rows)
 def test_softmax_is_a_distribution(values):
     y = actlib.softmax(_t(values), dim=-1)
@@ -32,12 +31,16 @@ def test_softmax_is_a_distribution(values):
     assert math.isclose(y.sum().item(), 1.0, rel_tol=1e-12)
 
 
+@deterministic
 @given(rows, st.floats(-1e4, 1e4, allow_nan=False, width=64))
 def test_softmax_is_shift_invariant(values, shift):
     x = _t(values)
-    torch.testing.assert_close(actlib.softmax(x + shift, dim=-1), actlib.softmax(x, dim=-1), atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(
+        actlib.softmax(x + shift, dim=-1), actlib.softmax(x, dim=-1), atol=1e-9, rtol=1e-9
+    )
 
 
+@deterministic
 @given(rows)
 def test_log_softmax_is_log_of_softmax(values):
     x = _t(values)
@@ -47,6 +50,7 @@ def test_log_softmax_is_log_of_softmax(values):
     torch.testing.assert_close(log_y.exp(), actlib.softmax(x, dim=-1))
 
 
+@deterministic
 @given(rows)
 def test_argmax_is_the_index_of_the_largest(values):
     x = _t(values)
@@ -54,18 +58,21 @@ def test_argmax_is_the_index_of_the_largest(values):
     assert x[index] == x.max() and (x[:index] < x[index]).all()
 
 
+@deterministic
 @given(finite)
 def test_sigmoid_symmetry(value):
     x = _t([value])
     torch.testing.assert_close(actlib.sigmoid(-x), 1 - actlib.sigmoid(x), atol=1e-15, rtol=0)
 
 
+@deterministic
 @given(moderate)
 def test_tanh_is_a_rescaled_sigmoid(value):
     x = _t([value])
     torch.testing.assert_close(actlib.tanh(x), 2 * actlib.sigmoid(2 * x) - 1, atol=1e-15, rtol=0)
 
 
+@deterministic
 @given(finite)
 def test_tanh_is_odd_and_bounded(value):
     x = _t([value])
@@ -73,6 +80,7 @@ def test_tanh_is_odd_and_bounded(value):
     assert torch.equal(actlib.tanh(-x), -y) and y.abs().item() <= 1
 
 
+@deterministic
 @given(moderate)
 def test_softplus_minus_its_reflection_is_identity(value):
     """softplus(x) − softplus(−x) = x, and softplus' = sigmoid.
@@ -87,21 +95,26 @@ def test_softplus_minus_its_reflection_is_identity(value):
     torch.testing.assert_close(derivative, actlib.sigmoid(x.detach()))
 
 
+@deterministic
 @given(finite)
 def test_silu_is_x_times_sigmoid(value):
     x = _t([value])
     torch.testing.assert_close(actlib.silu(x), x * actlib.sigmoid(x))
 
 
+@deterministic
 @given(finite, st.floats(0.01, 0.99))
 def test_rectifier_identities(value, slope):
     x = _t([value])
     torch.testing.assert_close(actlib.relu(x) - actlib.relu(-x), x)
-    torch.testing.assert_close(actlib.leaky_relu(x, slope), actlib.relu(x) - slope * actlib.relu(-x))
+    torch.testing.assert_close(
+        actlib.leaky_relu(x, slope), actlib.relu(x) - slope * actlib.relu(-x)
+    )
     weight = _t([slope])
     torch.testing.assert_close(actlib.prelu(x, weight), actlib.leaky_relu(x, slope))
 
 
+@deterministic
 @given(finite)
 def test_selu_is_a_scaled_elu(value):
     x = _t([value])
@@ -110,6 +123,7 @@ def test_selu_is_a_scaled_elu(value):
     torch.testing.assert_close(actlib.selu(x), SELU_SCALE * actlib.elu(x, SELU_ALPHA))
 
 
+@deterministic
 @given(st.lists(finite, min_size=6, max_size=6, unique=True))
 def test_maxout_is_the_group_maximum(values):
     x = _t(values)

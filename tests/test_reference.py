@@ -18,7 +18,6 @@ import torch
 from actlib.catalog import CATALOG, maxout_reference
 
 
-
 def _value_and_derivative(function, x):
     """f(x) and, element by element, f'(x) (grad_output of ones), for an element-wise f."""
     x = x.detach().requires_grad_()
@@ -240,7 +239,9 @@ def test_index_matches_torch(record, example, dtype, device):
     want = record.reference(x, **example)
     assert got.dtype == want.dtype == torch.int64
     assert torch.equal(got, want)
-    assert not got.requires_grad and not record.functional(x.requires_grad_(), **example).requires_grad
+    assert (
+        not got.requires_grad and not record.functional(x.requires_grad_(), **example).requires_grad
+    )
 
 
 @pytest.mark.parametrize("shape", [(5,), (), (1, 1, 1)])
