@@ -16,11 +16,16 @@ the median is reported. Then the same for actlib and native under ``torch.compil
 Usage::
 
     .venv/bin/python benchmarks/elementwise.py [--quick] [--no-compile] [--threads N] [--only NAME ...]
+        [--csv book/data/elementwise_benchmark.csv]
+
+``--csv`` also writes every median (one row per device, mode, activation and variant);
+the book's "Choosing an activation" chapter reads the costs relative to ReLU from it.
 
 Timings are printed, never asserted: the numbers depend on the machine.
 """
 
 import argparse
+import csv
 import math
 import statistics
 import sys
@@ -331,6 +336,7 @@ def main(argv=None):
         type=int,
         help="torch.set_num_threads (1 gives steadier numbers on a busy machine)",
     )
+    parser.add_argument("--csv", help="also write the medians to this CSV file")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -338,6 +344,7 @@ def main(argv=None):
     log2_elements = 20 if args.quick else 22
     repeats, warmup = (5, 1) if args.quick else (21, 3)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    rows = []
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, devices {devices}, "
         f"2^{log2_elements} float32 elements, median of {repeats} interleaved repeats "
@@ -353,6 +360,7 @@ def main(argv=None):
                 variants, x, differentiable, repeats, warmup
             )
         report(f"{device}, eager, forward + backward", results, ["actlib", "native", "naive"])
+        rows += _csv_rows(device, "eager", results)
 
         if args.no_compile:
             continue
@@ -372,8 +380,23 @@ def main(argv=None):
             torch._dynamo.reset()
         if results:
             report(f"{device}, torch.compile, forward + backward", results, ["actlib", "native"])
+            rows += _csv_rows(device, "compile", results)
         for failure in failures:
             print(f"torch.compile failed for {failure}")
+    if args.csv:
+        with open(args.csv, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["device", "mode", "activation", "variant", "milliseconds"])
+            writer.writerows(rows)
+        print(f"\nwrote {args.csv}")
+
+
+def _csv_rows(device, mode, results):
+    return [
+        [device, mode, name, variant, f"{seconds * 1e3:.3f}"]
+        for name, medians in results.items()
+        for variant, seconds in medians.items()
+    ]
 
 
 if __name__ == "__main__":
