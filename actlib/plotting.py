@@ -22,6 +22,15 @@ STYLE = {
     "lines.linewidth": 2.0,
 }
 
+#: One colour per hidden-layer activation, by family, so a curve keeps its colour across
+#: chapters: squashing functions blue, rectifiers red/orange, smooth rectifiers green.
+FAMILY_COLOURS = {
+    "sigmoid": "#08306b", "tanh": "#2171b5", "softsign": "#6baed6",
+    "relu": "#a50f15", "leaky_relu": "#ef3b2c", "prelu": "#fc9272",
+    "elu": "#7f2704", "selu": "#f16913", "maxout": "#fdae6b",
+    "softplus": "#00441b", "silu": "#238b45", "gelu": "#74c476", "mish": "#a1d99b",
+}  # fmt: skip
+
 
 def use_style() -> None:
     """Apply the book's matplotlib style (call once at the top of a notebook)."""

@@ -14,7 +14,7 @@ row per run; per-layer columns hold four space-separated values, input side firs
 
 Diverged runs (the loss became NaN or infinite) have no unit statistics ("nan").
 
-    .venv/bin/python book/data/make_dead_units.py      # about 3 minutes on 1 core
+    .venv/bin/python book/data/make_dead_units.py      # 2 to 4 minutes on 1 core
 """
 
 import csv

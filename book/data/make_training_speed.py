@@ -7,7 +7,7 @@ time with PyTorch's default initialisation. One row per run; the column ``errors
 the number of misclassified training examples (out of 1348) measured 8 times per epoch,
 from before the first step to the end, space-separated.
 
-    .venv/bin/python book/data/make_training_speed.py      # about 10 minutes on 1 core
+    .venv/bin/python book/data/make_training_speed.py      # 10 to 20 minutes on 1 core
 
 The notebook book/experiments/training_speed.ipynb reads the CSV and re-runs two of
 these runs to check that the cache is what this code computes.
