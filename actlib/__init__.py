@@ -7,10 +7,12 @@ Every activation comes in three forms, named as in PyTorch:
 * an ``nn.Module`` (``actlib.Sigmoid``).
 
 ``actlib.catalog.CATALOG`` holds one record per activation (formula, derivative,
-properties), from which the tests and the book are generated.
+properties), from which the tests and the book are generated. ``actlib.HierarchicalSoftmax``
+(trees in ``actlib.trees``) replaces a full softmax over many classes, and
+``actlib.analysis`` holds the measurements the book's experiments share.
 """
 
-from . import catalog, plotting
+from . import analysis, catalog, plotting
 from .device import pick_device, seeded_randn
 from .elementwise import (
     elu,
@@ -26,6 +28,7 @@ from .elementwise import (
     softsign,
     tanh,
 )
+from .hierarchical import HierarchicalSoftmax
 from .maxout import maxout
 from .modules import (
     ELU,
@@ -46,7 +49,6 @@ from .modules import (
     Tanh,
 )
 from .softmax import argmax, log_softmax, softmax
+from .trees import balanced_tree, huffman_tree, tree_paths
 
 __version__ = "0.1.0"
-from . import analysis
-from .hierarchical import HierarchicalSoftmax, balanced_tree, huffman_tree, tree_paths

@@ -43,8 +43,8 @@ __all__ = [
 ]
 
 # log_prob works on blocks of about this many (example, class) pairs at a time, so
-# its temporaries stay around a hundred megabytes whatever the batch size.
-_LOG_PROB_BLOCK = 2**22
+# its temporaries stay at a few hundred megabytes whatever the batch size.
+_LOG_PROB_BLOCK = 2**23
 
 
 class HierarchicalSoftmaxOutput(NamedTuple):
@@ -332,20 +332,35 @@ class HierarchicalSoftmax(nn.Module):
         return log_prob.to(self.weight.dtype).reshape(*batch_shape, self.num_classes)
 
     def _log_prob_2d(self, x: Tensor) -> Tensor:
-        # Node scores in (node, example) layout, so that each class's log-probability
-        # is one embedding_bag sum over rows of the table of log σ(±s): row n holds
-        # log σ(s_n), row N - 1 + n holds log σ(-s_n) = log σ(s_n) - s_n (a subtraction
-        # instead of a second transcendental), and a last zero row serves padding.
+        # Top-down, one depth at a time: a child's log-probability is its parent's plus
+        # log σ(±s_parent), so each node costs one addition per example after the
+        # matmul, O(N B) in all rather than O(N B L) for summing every path anew. The
+        # layout is (node, example): a depth's internal nodes are a block of rows, as
+        # they are numbered breadth-first (see actlib.trees).
         num_internal = self.num_classes - 1
         scores = self.weight @ x.t()
         if self.bias is not None:
             scores = scores + self.bias.unsqueeze(1)
         scores = _opmath(scores)
         log_left = F.logsigmoid(scores)
-        table = torch.cat([log_left, log_left - scores, scores.new_zeros(1, x.shape[0])])
-        steps = self.path_nodes + num_internal * (self.path_signs < 0)
-        steps = steps.masked_fill(self.path_signs == 0, 2 * num_internal)
-        return F.embedding_bag(steps, table, mode="sum").t()
+        log_right = log_left - scores  # log σ(-s) = log σ(s) - s: no second logarithm
+        leaf_classes, leaf_log_probs = [], []
+        level = scores.new_zeros(1, x.shape[0])  # the root, reached with probability 1
+        start = 0
+        while level.shape[0]:
+            stop = start + level.shape[0]
+            children = self.node_children[start:stop].reshape(-1)
+            log_probs = torch.stack(
+                [level + log_left[start:stop], level + log_right[start:stop]], dim=1
+            ).flatten(0, 1)
+            leaf = children >= num_internal
+            if leaf.any():
+                leaf_classes.append(children[leaf] - num_internal)
+                leaf_log_probs.append(log_probs[leaf])
+                log_probs = log_probs[~leaf]
+            level, start = log_probs, stop  # the next depth's internal nodes, in order
+        order = torch.argsort(torch.cat(leaf_classes))
+        return torch.cat(leaf_log_probs)[order].t()
 
     # -- prediction ---------------------------------------------------------------------
 
@@ -464,7 +479,7 @@ class HierarchicalSoftmax(nn.Module):
         # Past about this many open nodes per level, reading weight rows one by one for
         # every level costs more than the dense matmul of log_prob, which reads all
         # N - 1 rows at matmul speed. A confident model leaves almost nothing open.
-        return max(4 * k, 16, self.num_classes // (16 * self.path_nodes.shape[1]))
+        return max(4 * k, 16, self.num_classes // (64 * self.path_nodes.shape[1]))
 
     def _exact_topk(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
         num_internal = self.num_classes - 1

@@ -15,10 +15,10 @@ slows every method alike; each figure is the median of the rounds after a warm-u
   ``predict`` on a trained model, plus greedy descent and an untrained model for reference.
 
 A training step is ``zero_grad(set_to_none=True)``, forward and backward (no optimiser
-step, except in the separate "+ SGD step" column). Peak memory is the largest total of
-tensor bytes allocated during one step above what was allocated before it, from the
-torch profiler's memory events on the CPU (``torch.cuda.max_memory_allocated`` on CUDA);
-parameters, inputs and optimiser state that exist before the step are not counted.
+step, except in the separate "+SGD" column). Peak memory is the largest total of tensor
+bytes allocated during one forward + backward above what was allocated before it (with
+no gradients held), from the torch profiler's memory events on the CPU
+(``torch.cuda.max_memory_allocated`` on CUDA); parameters and inputs are not counted.
 
 The trained model for ``predict``: inputs are clustered along the tree (class c's centre
 is the sum of +-u_n over the nodes n on its path, with u_n random unit vectors, plus
@@ -191,12 +191,14 @@ def peak_memory_mb(fn: Callable[[], object], device: str) -> float:
         trace = Path(folder) / "trace.json"
         prof.export_chrome_trace(str(trace))
         events = json.loads(trace.read_text())["traceEvents"]
-    totals = [
-        e["args"]["Total Allocated"]
-        for e in events
-        if e.get("name") == "[memory]" and e["args"].get("Device Type") == 0
-    ]
-    return max([0, *totals]) / 2**20
+    # Running sum of this session's allocation events. ("Total Allocated" would also
+    # count blocks a previous profiling session saw allocated and nobody saw freed.)
+    running, peak = 0, 0
+    for event in events:
+        if event.get("name") == "[memory]" and event["args"].get("Device Type") == 0:
+            running += event["args"]["Bytes"]
+            peak = max(peak, running)
+    return peak / 2**20
 
 
 # -- the contenders ----------------------------------------------------------------------
@@ -211,6 +213,11 @@ class Method:
     def step(self, x: Tensor, target: Tensor) -> None:
         self.module.zero_grad(set_to_none=True)
         self.loss(x, target).backward()
+
+    def profiled_step(self, x: Tensor, target: Tensor) -> Callable[[], None]:
+        """Drop the gradients now, so that peak memory counts one step's tensors only."""
+        self.module.zero_grad(set_to_none=True)
+        return lambda: self.loss(x, target).backward()
 
 
 def build_methods(num_classes: int, device: str) -> dict[str, Method]:
@@ -278,9 +285,7 @@ def measure_num_classes(num_classes: int, device: str, rounds: int, train_steps:
         {name: (lambda m=m: m.step(x, target)) for name, m in methods.items()}, rounds, device
     )
     train[NAIVE] *= BATCH / NAIVE_BATCH
-    peak = {
-        name: peak_memory_mb(lambda m=m: m.step(x, target), device) for name, m in methods.items()
-    }
+    peak = {name: peak_memory_mb(m.profiled_step(x, target), device) for name, m in methods.items()}
 
     log(f"  N={num_classes:,}: training a model for predict ({train_steps} SGD steps)")
     trained, test_x, accuracy = train_for_prediction(num_classes, train_steps, device)
