@@ -17,8 +17,9 @@ always sum to one, and a training step touches only the :math:`L_y \approx \log_
 nodes on each target's path instead of all :math:`N` output rows.
 
 Summing log-sigmoids, never multiplying probabilities, keeps every term finite: a
-product of sixteen small sigmoids underflows in float32, and adding an epsilon inside
-the logarithm then silently changes the model.
+product of sigmoids along a deep path underflows in float32 (twenty factors of
+:math:`\sigma(-6)` make :math:`10^{-52}`), and adding an epsilon inside the logarithm
+then silently changes the model and its gradient.
 """
 
 import warnings
@@ -180,7 +181,10 @@ class HierarchicalSoftmax(nn.Module):
             :math:`(N - 1) \times D` tensor that the backward pass must allocate and
             zero every step, which costs more than the rest of the step at large
             :math:`N`; :class:`torch.optim.SGD`, :class:`~torch.optim.SparseAdam` and
-            :class:`~torch.optim.Adagrad` take sparse gradients.
+            :class:`~torch.optim.Adagrad` take sparse gradients. For an optimiser that
+            needs a dense ``.grad`` (Adam), create it once (``p.grad =
+            torch.zeros_like(p)``) and clear it with ``zero_grad(set_to_none=False)``:
+            the sparse rows are then added into it in place, with no new allocation.
 
     Attributes:
         weight: :math:`(N - 1, D)`, one row per internal node, initialised like

@@ -138,28 +138,41 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def time_calls(fn: Callable[[], object], calls: int, device: str) -> float:
+    """Milliseconds per call, over ``calls`` back-to-back calls."""
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    synchronize(device)
+    return 1e3 * (time.perf_counter() - start) / calls
+
+
 def time_interleaved(
-    work: dict[str, Callable[[], object]], rounds: int, device: str, budget_s: float = 10.0
+    work: dict[str, Callable[[], object]],
+    rounds: int,
+    device: str,
+    budget_s: float = 10.0,
+    sample_ms: float = 50.0,
 ) -> dict[str, float]:
     """Median milliseconds per call.
 
-    Round 0 warms up (caches, allocator, lazy initialisation); each later round calls
-    every method once, interleaved, so that a noisy machine slows all of them alike. A
-    method whose measured calls have used ``budget_s`` sits out the remaining rounds
-    (after at least one measured call), which bounds the time the slow baselines take.
+    A warm-up call of each method (caches, allocator, lazy initialisation) also sets
+    how many calls make one sample: enough to last ``sample_ms``, as timeit does, so
+    that a fast method is not timed on single calls of a few milliseconds. Each round
+    then takes one sample of every method, interleaved, so that a noisy machine slows
+    all of them alike. A method whose samples have used ``budget_s`` sits out the
+    remaining rounds (after at least one sample): that bounds the slow baselines.
     """
-    times: dict[str, list[float]] = {name: [] for name in work}
-    for round_ in range(rounds + 1):
+    calls = {}
+    for name, fn in work.items():
+        calls[name] = max(1, math.ceil(sample_ms / max(time_calls(fn, 1, device), 1e-3)))
+    samples: dict[str, list[float]] = {name: [] for name in work}
+    for _ in range(rounds):
         for name, fn in work.items():
-            if sum(times[name]) > 1e3 * budget_s:
-                continue
-            synchronize(device)
-            start = time.perf_counter()
-            fn()
-            synchronize(device)
-            if round_:
-                times[name].append(1e3 * (time.perf_counter() - start))
-    return {name: statistics.median(values) for name, values in times.items()}
+            if sum(samples[name]) * calls[name] < 1e3 * budget_s:
+                samples[name].append(time_calls(fn, calls[name], device))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 @contextlib.contextmanager
@@ -339,7 +352,8 @@ def autograd_gather_loss(module: HierarchicalSoftmax, sparse: bool):
 
 
 def measure_backward_ablation(methods: dict[str, Method], batch, device: str, rounds: int):
-    """Custom backward (index_add_ / sparse rows) against autograd through a gather."""
+    """Custom backward (index_add_ / sparse rows) against autograd through a gather, and
+    sparse gradients added into a dense .grad kept between steps."""
     x, target = batch
     work = {}
     for label, name, sparse in (
@@ -354,6 +368,21 @@ def measure_backward_ablation(methods: dict[str, Method], batch, device: str, ro
         else:
             method = methods[name]
         work[label] = lambda method=method: method.step(x, target)
+
+    # Sparse gradients added in place into a dense .grad that is kept between steps
+    # (zero_grad(set_to_none=False)): a dense .grad for optimisers such as Adam, without
+    # allocating a fresh (N - 1) x D tensor every step.
+    kept = methods[HS_SPARSE].module
+    kept_grad = HierarchicalSoftmax(IN_FEATURES, kept.num_classes, sparse=True).to(device)
+    kept_grad.load_state_dict(kept.state_dict())
+    for parameter in kept_grad.parameters():
+        parameter.grad = torch.zeros_like(parameter)
+
+    def step_into_kept_grad():
+        kept_grad.zero_grad(set_to_none=False)
+        kept_grad(x, target).loss.backward()
+
+    work["sparse grad into kept dense .grad"] = step_into_kept_grad
     return time_interleaved(work, rounds, device)
 
 
@@ -498,7 +527,7 @@ def main() -> None:
     args = parser.parse_args()
     devices = args.device or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     sweep = QUICK_SWEEP if args.quick else SWEEP
-    rounds, main_rounds = (2, 3) if args.quick else (3, 5)
+    rounds, main_rounds = (2, 3) if args.quick else (3, 7)
     train_steps = 150 if args.quick else 400
 
     def log(message):
@@ -507,6 +536,7 @@ def main() -> None:
     started = time.perf_counter()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+        f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}, "
         f"load average at start {os.getloadavg()[0]:.2f}"
     )
     rows = []

@@ -66,6 +66,8 @@ def test_huffman_mean_path_length_is_within_one_bit_of_entropy(counts):
     assert (2.0**-lengths).sum().item() == pytest.approx(1.0, abs=1e-12)
     # Breadth-first numbering: every child id is larger than its parent's.
     assert (children > torch.arange(len(children)).unsqueeze(1)).all()
+    module = HierarchicalSoftmax(3, len(counts), counts=counts)
+    assert torch.equal(module.path_lengths.double(), lengths)
 
 
 def test_huffman_gives_frequent_classes_short_paths_and_takes_zero_counts():
@@ -151,6 +153,20 @@ def test_sparse_gradients_equal_dense_ones():
         grads.append((x.grad, weight_grad, bias_grad))
     for dense, sparse in zip(*grads, strict=True):
         torch.testing.assert_close(sparse, dense)
+
+
+def test_sparse_rows_add_into_a_kept_dense_grad():
+    dense = make(100, "balanced", in_features=8)
+    kept = make(100, "balanced", in_features=8, sparse=True)
+    for parameter in kept.parameters():
+        parameter.grad = torch.zeros_like(parameter)
+    x, target = torch.randn(32, 8), torch.randint(0, 100, (32,))
+    for _ in range(2):  # accumulates, as gradient accumulation over micro-batches does
+        dense(x, target).loss.backward()
+        kept(x, target).loss.backward()
+    assert kept.weight.grad.layout == torch.strided
+    torch.testing.assert_close(kept.weight.grad, dense.weight.grad)
+    torch.testing.assert_close(kept.bias.grad, dense.bias.grad)
 
 
 def test_without_bias_matches_zero_bias():
