@@ -18,8 +18,10 @@ fresh ``nn.Module`` (``torch.nn.Tanh``, ``lambda: actlib.LeakyReLU(0.2)``). A mo
 a ``num_pieces`` attribute (maxout) takes ``num_pieces`` times as many inputs as it has
 outputs, and :func:`build_mlp` widens the linear layer before it accordingly.
 
-Randomness comes from seeded CPU generators, never from the global RNG, so a model, its
-data order and hence a whole training run are reproduced exactly by the same seed.
+Randomness comes from seeded CPU generators (:func:`actlib.device.stream_generator`), never
+from the global RNG, so a model, its data order and hence a whole training run are
+reproduced exactly by the same seed. Data, parameters and the order of the examples each
+have a stream of their own, so no seed can make a weight matrix a copy of the data.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .catalog import CATALOG
+from .device import stream_generator
 
 ActivationLike = str | Callable[[], nn.Module]
 
@@ -112,7 +115,8 @@ def build_mlp(
 
     ``Linear(in, width) → f → Linear(width, width) → f → … → Linear(width, out)``: there
     are ``depth`` activation modules and ``depth + 1`` linear layers. The weights are
-    drawn on a CPU generator seeded with ``seed`` (the global RNG is not touched), then
+    drawn on the CPU *parameter* stream of ``seed`` (:func:`actlib.device.stream_generator`;
+    the global RNG is not touched, and the data of :func:`actlib.seeded_randn` never shares it), then
     the model is moved to ``device`` and ``dtype``. ``init`` sets every linear layer the same way:
 
     * ``"default"``: PyTorch's ``nn.Linear`` default,
@@ -129,7 +133,7 @@ def build_mlp(
     if depth < 0:
         raise ValueError(f"depth must be >= 0, got {depth}")
     factory = activation_factory(activation)
-    generator = torch.Generator().manual_seed(seed)
+    generator = stream_generator("parameters", seed)
     layers: list[nn.Module] = []
     fan_in = in_features
     for _ in range(depth):
@@ -405,7 +409,7 @@ def train(
     ``optimizer="sgd"`` is SGD with (heavy-ball) ``momentum``,
     :math:`v \leftarrow \mu v + g,\ \theta \leftarrow \theta - \eta v`;
     ``"adam"`` is Adam (Kingma and Ba 2015) with its default betas. Each epoch visits
-    the examples in an order drawn from a CPU generator seeded with ``seed``, in batches
+    the examples in an order drawn from the CPU *order* stream of ``seed``, in batches
     of ``batch_size`` (the last one may be smaller). The loss and error on the whole
     training set are measured ``evals_per_epoch`` times per epoch (after equal numbers of
     steps) and before the first step. On a CPU with a fixed number of threads the same
@@ -419,7 +423,7 @@ def train(
         opt = torch.optim.Adam(model.parameters(), lr=lr)
     else:
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
-    generator = torch.Generator().manual_seed(seed)
+    generator = stream_generator("order", seed)
     n = len(x)
     steps_per_epoch = math.ceil(n / batch_size)
     if not 1 <= evals_per_epoch <= steps_per_epoch:
@@ -511,7 +515,7 @@ def load_digits_tensors(
     digits = load_digits()
     x = torch.as_tensor(digits.data, dtype=torch.float32)
     y = torch.as_tensor(digits.target, dtype=torch.int64)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(len(x), generator=stream_generator("data", seed))
     n_test = round(len(x) * test_fraction)
     test, training = order[:n_test], order[n_test:]
     mu = x[training].mean(dim=0)

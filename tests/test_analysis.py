@@ -291,7 +291,9 @@ def test_on_eval_callback_sees_every_evaluation_point():
 
 def test_divergent_run_stops_and_is_padded_with_nan():
     x, y = _separable()
-    model = analysis.build_mlp(2, 8, 2, 2, "relu", init="he")
+    # Leaky ReLU cannot die, so no seed can end the run with every unit dead and a
+    # finite loss: a step of 1e6 on inputs of 1e3 then overflows for certain.
+    model = analysis.build_mlp(2, 8, 2, 2, "leaky_relu", init="he")
     curve = analysis.train(model, x * 1e3, y, epochs=5, lr=1e6, batch_size=16)
     assert curve.diverged
     assert len(curve.loss) == 6 and math.isnan(curve.loss[-1])
@@ -327,3 +329,33 @@ def test_markdown_table():
     assert table == "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 | None |"
     with pytest.raises(ValueError, match="cells"):
         analysis.markdown_table(["a", "b"], [[1]])
+
+
+def test_data_and_parameters_never_share_a_random_stream():
+    """The same seed and shapes must not make the first weight matrix a copy of the data.
+
+    With one ``Generator().manual_seed(seed)`` for both, ``seeded_randn(512, 128, seed=0)``
+    and ``build_mlp(128, ..., init="lecun", seed=0)`` gave W₁ = x[:128]/√128 exactly.
+    """
+    x = actlib.seeded_randn(512, 128, seed=0)
+    weight = analysis.build_mlp(128, 128, 2, 10, "selu", init="lecun", seed=0)[0].weight
+    scaled = (weight * math.sqrt(128)).detach()
+    for rows in (x[:128], x[128:256]):
+        assert not torch.allclose(scaled, rows)
+        # Independent draws: the correlation of the two N(0, 1) blocks is about ±1/128.
+        correlation = torch.corrcoef(torch.stack([scaled.flatten(), rows.flatten()]))[0, 1]
+        assert abs(float(correlation)) < 0.02
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_every_purpose_has_its_own_stream(seed):
+    from actlib.device import PURPOSES, stream_generator, stream_seed
+
+    seeds = {stream_seed(purpose, s) for purpose in PURPOSES for s in range(seed, seed + 3)}
+    assert len(seeds) == 3 * len(PURPOSES)
+    draws = [torch.randn(64, generator=stream_generator(p, seed)) for p in PURPOSES]
+    for i in range(len(draws)):
+        for j in range(i + 1, len(draws)):
+            assert not torch.equal(draws[i], draws[j])
+    with pytest.raises(ValueError, match="purpose"):
+        stream_generator("weights", seed)

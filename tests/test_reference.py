@@ -1,15 +1,16 @@
 """Values and gradients against torch.nn.functional, in all four float dtypes.
 
 Inputs span the whole range of each dtype (subnormals, ±0, ordinary values, |x| up to the
-largest finite value, ±inf, NaN). The comparison is ``torch.testing.assert_close`` at the
-dtype's default tolerance wherever torch's result is not NaN.
+largest finite value, ±inf, NaN). An element is right when it
+matches torch at the dtype's default tolerance, or matches the float64 truth rounded to
+the dtype (``_assert_like_torch``): torch's own kernels differ by platform, so torch is a
+reference, not the truth.
 
-Where torch returns NaN for a non-NaN input, actlib deliberately returns the mathematical
-limit instead (policy in the ``actlib.elementwise`` docstring: e.g. ``F.silu(-inf)`` and
-``F.softsign(inf)`` are NaN in torch). There we compare against an independent source of
-truth: torch evaluated in float64 on the same input, and, where that is NaN too (the input
-is ±inf), torch in float64 at ±finfo(float64).max — the limit — and actlib must be
-finite wherever that limit is finite.
+The truth is torch evaluated in float64 on the same input, and, where that is NaN (the
+input is ±inf), torch in float64 at ±finfo(float64).max — the limit. Where torch returns
+NaN for a non-NaN input, actlib deliberately returns that limit (policy in the
+``actlib.elementwise`` docstring: e.g. ``F.silu(-inf)`` and ``F.softsign(inf)`` are NaN in
+torch).
 """
 
 import pytest
@@ -53,29 +54,32 @@ def _float64_truth(truth_at, x):
 
 
 def _assert_like_torch(actual, expected, truth, x, what, atol=None):
-    """Every element close to torch's, or to the float64 truth where torch may not be exact.
+    """Every element close to torch's, or to the float64 truth rounded to the dtype.
 
-    * NaN exactly where torch gives NaN for a NaN input (NaN in, NaN out).
-    * Where torch gives NaN for a non-NaN input, actlib gives the limit (``truth``, finite
-      wherever the limit is finite): the documented deviation.
-    * In float16/bfloat16, an element may instead match the float64 truth rounded to the
-      dtype: torch's composite functionals (``F.softsign`` is ``x / (1 + |x|)``) round
-      after every half-precision op, while actlib computes in float32 and rounds once, so
-      the two can differ by more than the tolerance with actlib the accurate one.
-    Everywhere else, actlib must match torch at the dtype's default tolerance (``atol``
-    overrides the absolute part).
+    torch is a reference, not the truth: its kernels differ by platform (the AVX2, AVX-512
+    and scalar CPU paths, CUDA, half precision). ``F.gelu`` at float32's largest value is
+    ``inf`` in the vector path (x·(1 + erf) overflows before the ½) and finite in the
+    scalar one, depending on the CPU and on where the element falls in the tensor. So an
+    element of actlib's result is right when
+
+    * it is NaN where torch, and the float64 truth too, are NaN (NaN in, NaN out; a row
+      of softmax that is NaN in float64 too); or
+    * it matches torch at the dtype's default tolerance (``atol`` overrides the absolute
+      part), and is not ±inf where the truth is finite in the dtype; or
+    * it matches ``truth`` (torch in float64, the limit where that is NaN) rounded to the
+      dtype: ±inf is accepted only where the truth lies beyond the dtype's range, where
+      rounding gives ±inf. This also covers the documented deviations (``F.silu(-inf)``
+      is NaN in torch, the limit 0 in actlib) and half precision, where torch's composite
+      functionals round after every op while actlib rounds once.
     """
     rtol, default_atol = TOLERANCES[x.dtype]
     atol = default_atol if atol is None else atol
-    truth = truth.to(actual.dtype)
-    # NaN is right only where there is no limit either (NaN input, or a row of softmax
-    # that is NaN in float64 too): silu(-inf) is NaN in torch but 0 in actlib.
-    both_nan = actual.isnan() & expected.isnan() & truth.isnan()
-    ok = both_nan | torch.isclose(actual, expected, rtol, atol)
-    deviation = expected.isnan() & ~x.isnan()
-    if x.dtype in HALF:
-        deviation = deviation | ~expected.isnan()
-    ok |= deviation & torch.isclose(actual, truth, rtol, atol)
+    rounded_truth = truth.to(actual.dtype)
+    both_nan = actual.isnan() & expected.isnan() & rounded_truth.isnan()
+    spurious_inf = actual.isinf() & rounded_truth.isfinite()
+    like_torch = torch.isclose(actual, expected, rtol, atol) & ~spurious_inf
+    like_truth = torch.isclose(actual, rounded_truth, rtol, atol)
+    ok = both_nan | like_torch | like_truth
     if not ok.all():
         rows = "\n".join(
             f"  x={a!r:>12} actlib={b!r:>12} torch={c!r:>12} float64 truth={d!r:>12}"
@@ -118,7 +122,8 @@ def test_relative_accuracy_in_the_tails(record, example, dtype, prepare, call_re
     equal numbers in torch as in actlib, so they carry no relative accuracy to compare.
 
     The default atol (1e-5) would accept 0 for e^{-50}: this catches log(1 + e^x)-style
-    formulas that round 1 + e^x to 1 far out in a tail.
+    formulas that round 1 + e^x to 1 far out in a tail. Right means a few ulps from torch
+    or from torch in float64 rounded to the dtype (torch's kernels differ by platform).
     """
     if record.name == "gelu" and example.get("approximate", "none") == "none":
         pytest.skip("torch's F.gelu forms 1 + erf(x/√2), which cancels in the left tail")
@@ -126,8 +131,14 @@ def test_relative_accuracy_in_the_tails(record, example, dtype, prepare, call_re
     kwargs = prepare(record, example, x)
     y = record.functional(x, **kwargs)
     y_ref = call_reference(record, x, kwargs)
-    rtol = 16 * torch.finfo(dtype).eps
-    torch.testing.assert_close(y, y_ref, rtol=rtol, atol=torch.finfo(dtype).tiny)
+    x64 = x.double()
+    y64 = call_reference(record, x64, prepare(record, example, x64)).to(dtype)
+    rtol, atol = 16 * torch.finfo(dtype).eps, torch.finfo(dtype).tiny
+    ok = torch.isclose(y, y_ref, rtol, atol) | torch.isclose(y, y64, rtol, atol)
+    assert ok.all(), (
+        f"{record.name} {example}: {x[~ok].tolist()} -> actlib {y[~ok].tolist()}, "
+        f"torch {y_ref[~ok].tolist()}, float64 truth {y64[~ok].tolist()}"
+    )
 
 
 @pytest.mark.catalog("elementwise", "parametric")
