@@ -492,6 +492,33 @@ def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(var)
 
 
+@dataclass(frozen=True)
+class Spread:
+    """Median and range of one quantity measured over several seeds (or shuffles)."""
+
+    median: float
+    low: float
+    high: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.median:.3g} ({self.low:.3g}–{self.high:.3g}, n = {self.n})"
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """:class:`Spread` of ``values``: the median (mean of the middle two for an even count),
+    the smallest and largest value, and how many there are. NaN values are refused: a
+    diverged run should be counted separately, not hidden in a median."""
+    if len(values) == 0:
+        raise ValueError("spread of no values")
+    if any(math.isnan(v) for v in values):
+        raise ValueError("spread of values with NaN; count diverged runs separately")
+    ordered = sorted(float(v) for v in values)
+    n = len(ordered)
+    middle = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return Spread(median=middle, low=ordered[0], high=ordered[-1], n=n)
+
+
 # ------------------------------------------------------------------------------- data
 
 

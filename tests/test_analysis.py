@@ -359,3 +359,14 @@ def test_every_purpose_has_its_own_stream(seed):
             assert not torch.equal(draws[i], draws[j])
     with pytest.raises(ValueError, match="purpose"):
         stream_generator("weights", seed)
+
+
+def test_spread_is_median_and_range():
+    s = analysis.spread([3.0, 1.0, 2.0, 10.0])
+    assert (s.median, s.low, s.high, s.n) == (2.5, 1.0, 10.0, 4)
+    assert analysis.spread([5.0]).median == 5.0
+    assert str(analysis.spread([1.0, 2.0, 4.0])) == "2 (1–4, n = 3)"
+    with pytest.raises(ValueError, match="NaN"):
+        analysis.spread([1.0, math.nan])
+    with pytest.raises(ValueError):
+        analysis.spread([])

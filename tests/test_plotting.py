@@ -1,0 +1,43 @@
+"""The function-and-derivative figure: values by autograd, kinks drawn as dots, not joined."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import actlib  # noqa: E402
+
+
+def test_kink_breaks_the_derivative_and_marks_the_one_sided_values():
+    fig, ax = plt.subplots()
+    actlib.plotting.plot_function_and_derivative(actlib.relu, ax=ax, label="ReLU", kinks=[0.0])
+    function, derivative, *markers = ax.get_lines()[:2] + [
+        line for line in ax.get_lines() if line.get_marker() == "o"
+    ]
+    xd, yd = derivative.get_data()
+    at_kink = np.flatnonzero(xd == 0.0)
+    assert len(at_kink) >= 1 and np.isnan(yd[at_kink]).any()  # no vertical segment at 0
+    dots = {(float(m.get_xdata()[0]), float(m.get_ydata()[0]), m.get_markerfacecolor()) for m in markers}
+    filled = {(x, y) for x, y, face in dots if face != "white"}
+    hollow = {(x, y) for x, y, face in dots if face == "white"}
+    assert filled == {(0.0, 0.0)}  # ReLU′(0) = 0, PyTorch's convention
+    assert hollow == {(0.0, 1.0)}  # the right-hand limit
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ReLU(x)", "ReLU′(x)"]
+    assert ax.get_xlabel() and ax.get_ylabel()
+    plt.close(fig)
+
+
+def test_without_kinks_the_curves_are_autograd_values():
+    fig, ax = plt.subplots()
+    actlib.plotting.plot_function_and_derivative(actlib.sigmoid, ax=ax, x_range=(-2, 2), num=5)
+    function, derivative = ax.get_lines()[:2]
+    x = np.linspace(-2, 2, 5)
+    s = 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(function.get_ydata(), s, rtol=1e-12)
+    np.testing.assert_allclose(derivative.get_ydata(), s * (1 - s), rtol=1e-12)
+    assert not any(math.isnan(v) for v in derivative.get_ydata())
+    plt.close(fig)
