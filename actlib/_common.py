@@ -12,6 +12,8 @@ def check_floating(input: torch.Tensor, name: str) -> None:
     silently promoted or fail deep inside a kernel, so we refuse it up front.
     """
     if not isinstance(input, torch.Tensor):
+        if torch.overrides.is_tensor_like(input):
+            return  # a tensor-like (``__torch_function__``) handles the Function call itself
         raise TypeError(f"actlib.{name} expects a torch.Tensor, got {type(input).__name__}")
     if not input.is_floating_point():
         raise TypeError(

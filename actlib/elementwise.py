@@ -49,18 +49,26 @@ def _no_negative_inf(x: torch.Tensor) -> torch.Tensor:
 
 
 def _sigmoid(z: torch.Tensor) -> torch.Tensor:
-    r"""σ(z) = 1 / (1 + e^{-z}); e^{-z} overflowing to inf correctly gives 0, never NaN."""
-    return torch.exp(-z).add_(1).reciprocal_()
+    r"""σ(z) = 1 / (1 + e^{-z}) as a new tensor; e^{-z} overflowing to inf correctly gives 0.
+
+    Works in place on its own temporary, so only for forwards (which run without
+    autograd); derivatives call :class:`SigmoidFunction` instead.
+    """
+    return z.neg().exp_().add_(1).reciprocal_()
 
 
-def _log1pexp(z: torch.Tensor) -> torch.Tensor:
+def _log1pexp(z: torch.Tensor, differentiable: bool = True) -> torch.Tensor:
     r"""log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}), finite for every finite z.
 
     The naive ``log(1 + exp(z))`` overflows to inf for z ≳ 88.7 in float32; here ``exp``
     only sees −|z| ≤ 0. Written without a ``torch.where`` (a masked select costs several
-    plain passes on the CPU), and differentiable, as :class:`MishFunction`'s backward uses it.
+    plain passes on the CPU). ``differentiable=False`` works in place on one temporary
+    (a forward, which runs without autograd, needs no more memory than that);
+    :class:`MishFunction`'s derivative uses the differentiable form.
     """
-    return torch.log1p(torch.exp(-z.abs())) + z.clamp_min(0)
+    if differentiable:
+        return torch.log1p(torch.exp(-z.abs())) + z.clamp_min(0)
+    return z.abs().neg_().exp_().log1p_().add_(z.clamp_min(0))
 
 
 def _check_number(value, what: str, name: str) -> None:
@@ -75,6 +83,22 @@ def _check_number(value, what: str, name: str) -> None:
 # ---------------------------------------------------------------------------
 
 
+def _save(ctx, *tensors) -> None:
+    """Keep ``tensors`` for the backward (reverse mode) and for the jvp (forward mode)."""
+    ctx.save_for_backward(*tensors)
+    ctx.save_for_forward(*tensors)
+
+
+def _times(incoming: torch.Tensor, derivative: torch.Tensor) -> torch.Tensor:
+    """``incoming ⊙ f′`` in opmath, rounded to ``incoming``'s dtype.
+
+    For an element-wise f the Jacobian is diagonal, so this one product is both the
+    vector–Jacobian product (``incoming`` = grad_output) and the Jacobian–vector product
+    (``incoming`` = the tangent): forward and reverse mode share one derivative.
+    """
+    return (opmath(incoming) * derivative).to(incoming.dtype)
+
+
 class SigmoidFunction(torch.autograd.Function):
     r"""σ(x) = 1 / (1 + e^{-x}), with σ'(x) = σ(x)(1 − σ(x)); saves the output."""
 
@@ -86,13 +110,20 @@ class SigmoidFunction(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output)
+        _save(ctx, output)
+
+    @staticmethod
+    def derivative(y: torch.Tensor) -> torch.Tensor:
+        y32 = opmath(y)
+        return y32 * (1 - y32)
 
     @staticmethod
     def backward(ctx, grad_output):
-        (y,) = ctx.saved_tensors
-        y32 = opmath(y)
-        return (opmath(grad_output) * y32 * (1 - y32)).to(grad_output.dtype)
+        return _times(grad_output, SigmoidFunction.derivative(*ctx.saved_tensors))
+
+    @staticmethod
+    def jvp(ctx, tangent):
+        return _times(tangent, SigmoidFunction.derivative(*ctx.saved_tensors))
 
 
 class TanhFunction(torch.autograd.Function):
@@ -108,48 +139,78 @@ class TanhFunction(torch.autograd.Function):
     @staticmethod
     def forward(input):
         x = opmath(input)
-        m = torch.expm1(-2 * x.abs())  # in (-1, 0]
-        return torch.copysign(-m / (2 + m), x).to(input.dtype)
+        m = x.abs().mul_(-2).expm1_()  # e^{-2|x|} − 1, in (-1, 0]
+        # -m / (2 + m), then the sign of x; one temporary besides the result.
+        return m.div_(m.add(2)).neg_().copysign_(x).to(input.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output)
+        _save(ctx, output)
+
+    @staticmethod
+    def derivative(y: torch.Tensor) -> torch.Tensor:
+        y32 = opmath(y)
+        return 1 - y32 * y32
 
     @staticmethod
     def backward(ctx, grad_output):
-        (y,) = ctx.saved_tensors
-        y32 = opmath(y)
-        return (opmath(grad_output) * (1 - y32 * y32)).to(grad_output.dtype)
+        return _times(grad_output, TanhFunction.derivative(*ctx.saved_tensors))
+
+    @staticmethod
+    def jvp(ctx, tangent):
+        return _times(tangent, TanhFunction.derivative(*ctx.saved_tensors))
 
 
 class SoftsignFunction(torch.autograd.Function):
     r"""softsign(x) = x / (1 + |x|), softsign'(x) = 1 / (1 + |x|)²; saves the input.
 
-    ±inf maps to ±1 (PyTorch's ``F.softsign`` gives inf/inf = NaN there).
+    ±inf maps to ±1 (PyTorch's ``F.softsign`` gives inf/inf = NaN there): the input is
+    first clamped to the finite range, where x / (1 + |x|) already rounds to ±1.
+
+    The derivative is also a function of the output, (1 − |y|)², but 1 − |y| cancels
+    for large |x| (y rounds to 1 long before 1/(1 + |x|)² underflows), so the input is
+    saved for precision.
     """
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(input):
-        x = opmath(input)
-        y = torch.where(x.isinf(), torch.sign(x), x / (1 + x.abs()))
-        return y.to(input.dtype)
+        y = _finite(opmath(input))
+        return y.div_(y.abs().add_(1)).to(input.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
+        _save(ctx, inputs[0])
+
+    @staticmethod
+    def derivative(x: torch.Tensor) -> torch.Tensor:
+        denominator = 1 + opmath(x).abs()
+        return 1 / (denominator * denominator)
 
     @staticmethod
     def backward(ctx, grad_output):
-        (x,) = ctx.saved_tensors
-        denominator = 1 + opmath(x).abs()
-        return (opmath(grad_output) / (denominator * denominator)).to(grad_output.dtype)
+        return _times(grad_output, SoftsignFunction.derivative(*ctx.saved_tensors))
+
+    @staticmethod
+    def jvp(ctx, tangent):
+        return _times(tangent, SoftsignFunction.derivative(*ctx.saved_tensors))
 
 
 # ---------------------------------------------------------------------------
 # Rectifiers
 # ---------------------------------------------------------------------------
+
+
+def _rectified(x: torch.Tensor, negative_slope) -> torch.Tensor:
+    """max(x, 0) + a · min(x, 0): x for x > 0, a·x otherwise, exactly.
+
+    Each term is 0 on the other side of the kink, and adding 0 is exact, so this equals
+    ``where(x > 0, x, a·x)`` bit for bit, without the boolean mask that a ``where``
+    costs (a masked select is several plain passes on the CPU). ``a`` may be a number or
+    a tensor that broadcasts against ``x``.
+    """
+    return x.clamp_min(0).add_(x.clamp_max(0).mul_(negative_slope))
 
 
 class ReLUFunction(torch.autograd.Function):
@@ -167,13 +228,21 @@ class ReLUFunction(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output)
+        _save(ctx, output)
+
+    @staticmethod
+    def _pass_where_positive(ctx, incoming):
+        (y,) = ctx.saved_tensors
+        # `y <= 0` rather than `y > 0`: a NaN output passes the gradient on, as in PyTorch.
+        return torch.where(y <= 0, 0, incoming)
 
     @staticmethod
     def backward(ctx, grad_output):
-        (y,) = ctx.saved_tensors
-        # `y <= 0` rather than `y > 0`: a NaN output passes the gradient on, as in PyTorch.
-        return torch.where(y <= 0, 0, grad_output)
+        return ReLUFunction._pass_where_positive(ctx, grad_output)
+
+    @staticmethod
+    def jvp(ctx, tangent):
+        return ReLUFunction._pass_where_positive(ctx, tangent)
 
 
 class LeakyReLUFunction(torch.autograd.Function):
@@ -183,23 +252,27 @@ class LeakyReLUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(input, negative_slope):
-        # max(x, a·x) for a ≤ 1 (min for a > 1) is the same function without a boolean
-        # mask: torch.where over a mask costs several times a maximum on the CPU.
         if negative_slope == 0:  # 0·(±inf) would be NaN: this is ReLU
             return input.clamp_min(0)
-        if negative_slope <= 1:
-            return torch.maximum(input, input * negative_slope)
-        return torch.minimum(input, input * negative_slope)
+        return _rectified(input, negative_slope)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
+        _save(ctx, inputs[0])
         ctx.negative_slope = inputs[1]
 
     @staticmethod
-    def backward(ctx, grad_output):
+    def _slope_times(ctx, incoming):
         (x,) = ctx.saved_tensors
-        return torch.where(x > 0, grad_output, grad_output * ctx.negative_slope), None
+        return torch.where(x > 0, incoming, incoming * ctx.negative_slope)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return LeakyReLUFunction._slope_times(ctx, grad_output), None
+
+    @staticmethod
+    def jvp(ctx, tangent, _):
+        return LeakyReLUFunction._slope_times(ctx, tangent)
 
 
 def _broadcast_prelu_weight(weight: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -220,12 +293,11 @@ class PReLUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(input, weight):
-        slope = _broadcast_prelu_weight(weight, input.dim())
-        return torch.where(input > 0, input, input * slope)
+        return _rectified(input, _broadcast_prelu_weight(weight, input.dim()))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
+        _save(ctx, *inputs)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -240,12 +312,26 @@ class PReLUFunction(torch.autograd.Function):
             grad_weight = per_element.sum([d for d in range(x.dim()) if d != 1])
         return grad_input, grad_weight.to(weight.dtype).reshape(weight.shape)
 
+    @staticmethod
+    def jvp(ctx, input_tangent, weight_tangent):
+        r"""ẏ = ẋ (x > 0) or a_c ẋ + ȧ_c x (x ≤ 0): the product rule on a_c · x."""
+        x, weight = ctx.saved_tensors
+        positive = x > 0
+        tangent = torch.zeros_like(x)
+        if input_tangent is not None:
+            slope = _broadcast_prelu_weight(weight, x.dim())
+            tangent = torch.where(positive, input_tangent, input_tangent * slope)
+        if weight_tangent is not None:
+            slope_tangent = _broadcast_prelu_weight(weight_tangent, x.dim())
+            tangent = tangent + torch.where(positive, 0, x * slope_tangent)
+        return tangent
+
 
 class ELUFunction(torch.autograd.Function):
     r"""scale · (x for x > 0 else α(e^x − 1)); derivative scale · (1 or α e^x); saves the input.
 
     With scale = 1 this is ELU; with the SELU constants it is SELU. ``expm1`` keeps
-    precision near 0; ``exp`` in the backward only ever sees ``min(x, 0)`` so it cannot
+    precision near 0; ``exp`` in the derivative only ever sees ``min(x, 0)`` so it cannot
     overflow into the branch that is thrown away.
     """
 
@@ -256,21 +342,29 @@ class ELUFunction(torch.autograd.Function):
         x = opmath(input)
         # max(x, 0) + α(e^{min(x, 0)} − 1): each term is 0 on the other side of the kink, so
         # no torch.where is needed (a masked select costs several plain passes on the CPU).
-        y = torch.expm1(x.clamp_max(0)).mul_(alpha).add_(x.clamp_min(0))
+        y = x.clamp_max(0).expm1_().mul_(alpha).add_(x.clamp_min(0))
         return (y.mul_(scale) if scale != 1 else y).to(input.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
+        _save(ctx, inputs[0])
         ctx.alpha, ctx.scale = inputs[1], inputs[2]
 
     @staticmethod
-    def backward(ctx, grad_output):
+    def derivative(ctx) -> torch.Tensor:
         (x,) = ctx.saved_tensors
         x32 = opmath(x)
         # `x <= 0` rather than `x > 0`: at a NaN input the gradient passes on scaled, as in PyTorch.
         slope = torch.where(x32 <= 0, ctx.alpha * torch.exp(x32.clamp_max(0)), 1)
-        return (opmath(grad_output) * (slope * ctx.scale)).to(grad_output.dtype), None, None
+        return slope * ctx.scale
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return _times(grad_output, ELUFunction.derivative(ctx)), None, None
+
+    @staticmethod
+    def jvp(ctx, tangent, *_):
+        return _times(tangent, ELUFunction.derivative(ctx))
 
 
 # ---------------------------------------------------------------------------
@@ -281,7 +375,7 @@ class ELUFunction(torch.autograd.Function):
 class SoftplusFunction(torch.autograd.Function):
     r"""softplus(x) = log(1 + e^{βx}) / β, linear (= x) where βx > threshold; derivative σ(βx).
 
-    Saves the input. The backward calls :class:`SigmoidFunction`, so the second
+    Saves the input. The derivative calls :class:`SigmoidFunction`, so the second
     derivative β σ(1 − σ) comes out stable too.
     """
 
@@ -290,21 +384,31 @@ class SoftplusFunction(torch.autograd.Function):
     @staticmethod
     def forward(input, beta, threshold):
         x = opmath(input)
-        z = x * beta
-        return torch.where(z > threshold, x, _log1pexp(z) / beta).to(input.dtype)
+        z = x * beta if beta != 1 else x
+        smooth = _log1pexp(z, differentiable=False)
+        if beta != 1:
+            smooth.div_(beta)
+        return torch.where(z > threshold, x, smooth).to(input.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
+        _save(ctx, inputs[0])
         ctx.beta, ctx.threshold = inputs[1], inputs[2]
 
     @staticmethod
-    def backward(ctx, grad_output):
+    def _times_derivative(ctx, incoming):
         (x,) = ctx.saved_tensors
         z = opmath(x) * ctx.beta
-        g = opmath(grad_output)
-        grad = torch.where(z > ctx.threshold, g, g * SigmoidFunction.apply(z))
-        return grad.to(grad_output.dtype), None, None
+        g = opmath(incoming)
+        return torch.where(z > ctx.threshold, g, g * SigmoidFunction.apply(z)).to(incoming.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return SoftplusFunction._times_derivative(ctx, grad_output), None, None
+
+    @staticmethod
+    def jvp(ctx, tangent, *_):
+        return SoftplusFunction._times_derivative(ctx, tangent)
 
 
 class SiLUFunction(torch.autograd.Function):
@@ -315,23 +419,40 @@ class SiLUFunction(torch.autograd.Function):
     @staticmethod
     def forward(input):
         x = _no_negative_inf(opmath(input))
-        return (x * _sigmoid(x)).to(input.dtype)
+        return _sigmoid(x).mul_(x).to(input.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
+        _save(ctx, inputs[0])
+
+    @staticmethod
+    def derivative(x: torch.Tensor) -> torch.Tensor:
+        x = opmath(x)
+        s = SigmoidFunction.apply(x)
+        # x (1 − σ), worked on in place; nan_to_num_ takes 0·inf = NaN at x = +inf to 0 and
+        # −inf at x = −inf to the most negative float, so that σ · (1 + ·) gives the
+        # limits 1 and 0 (NaN from a NaN input survives in σ).
+        inner = (1 - s).mul_(x).nan_to_num_(nan=0.0)
+        return s * inner.add_(1)
 
     @staticmethod
     def backward(ctx, grad_output):
-        x = _finite(opmath(ctx.saved_tensors[0]))
-        s = SigmoidFunction.apply(x)
-        return (opmath(grad_output) * s * (1 + x * (1 - s))).to(grad_output.dtype)
+        return _times(grad_output, SiLUFunction.derivative(*ctx.saved_tensors))
+
+    @staticmethod
+    def jvp(ctx, tangent):
+        return _times(tangent, SiLUFunction.derivative(*ctx.saved_tensors))
 
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 _TANH_GELU_SCALE = math.sqrt(2 / math.pi)
 _TANH_GELU_CUBIC = 0.044715
+
+
+def _tanh_gelu_argument(x: torch.Tensor) -> torch.Tensor:
+    """u = √(2/π)(x + 0.044715 x³), as a new tensor, worked on in place."""
+    return (x * x).mul_(x).mul_(_TANH_GELU_CUBIC).add_(x).mul_(_TANH_GELU_SCALE)
 
 
 class GELUFunction(torch.autograd.Function):
@@ -349,29 +470,41 @@ class GELUFunction(torch.autograd.Function):
     def forward(input, approximate):
         x = _no_negative_inf(opmath(input))
         if approximate == "tanh":
-            cdf = 0.5 * (1 + torch.tanh(_TANH_GELU_SCALE * (x + _TANH_GELU_CUBIC * x**3)))
+            cdf = _tanh_gelu_argument(x).tanh_().add_(1).mul_(0.5)
         else:
-            cdf = 0.5 * torch.special.erfc(-_SQRT_HALF * x)
-        return (x * cdf).to(input.dtype)
+            cdf = (x * -_SQRT_HALF).erfc_().mul_(0.5)
+        return cdf.mul_(x).to(input.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
+        _save(ctx, inputs[0])
         ctx.approximate = inputs[1]
 
     @staticmethod
-    def backward(ctx, grad_output):
-        x = _finite(opmath(ctx.saved_tensors[0]))
-        if ctx.approximate == "tanh":
-            t = torch.tanh(_TANH_GELU_SCALE * (x + _TANH_GELU_CUBIC * x**3))
+    def derivative(x: torch.Tensor, approximate: str) -> torch.Tensor:
+        x = opmath(x)
+        if approximate == "tanh":
             # Beyond |x| = 10, 1 − tanh² u is below 1e-37 while x³ may overflow: bound x there.
             xb = x.clamp(-10, 10)
+            t = torch.tanh(_tanh_gelu_argument(xb))
             du = _TANH_GELU_SCALE * (1 + 3 * _TANH_GELU_CUBIC * xb * xb)
-            derivative = 0.5 * (1 + t) + 0.5 * xb * (1 - t * t) * du
-        else:
-            cdf = 0.5 * torch.special.erfc(-_SQRT_HALF * x)
-            derivative = cdf + x * _INV_SQRT_2PI * torch.exp(-0.5 * x * x)
-        return (opmath(grad_output) * derivative).to(grad_output.dtype), None
+            return 0.5 * (1 + t) + 0.5 * xb * (1 - t * t) * du
+        # Φ(x) + x φ(x) with three temporaries: in place where autograd allows (never on
+        # exp's result, which its backward keeps). At x = ±inf, x φ(x) is inf · 0 = NaN:
+        # nan_to_num_ gives its limit 0 (a NaN input stays NaN through Φ).
+        derivative = (x * -_SQRT_HALF).erfc_().mul_(0.5)
+        density = (x * x).mul_(-0.5).exp_()
+        second = (x * _INV_SQRT_2PI).mul_(density).nan_to_num_(nan=0.0)
+        return derivative.add_(second)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        derivative = GELUFunction.derivative(*ctx.saved_tensors, ctx.approximate)
+        return _times(grad_output, derivative), None
+
+    @staticmethod
+    def jvp(ctx, tangent, _):
+        return _times(tangent, GELUFunction.derivative(*ctx.saved_tensors, ctx.approximate))
 
 
 class MishFunction(torch.autograd.Function):
@@ -384,19 +517,31 @@ class MishFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(input):
-        x = _no_negative_inf(opmath(input))
-        return (x * torch.tanh(_log1pexp(x))).to(input.dtype)
+        x = opmath(input)
+        # -inf · tanh(softplus(-inf)) = -inf · 0 would be NaN; the limit is 0.
+        return _log1pexp(x, differentiable=False).tanh_().mul_(_no_negative_inf(x)).to(input.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
+        _save(ctx, inputs[0])
+
+    @staticmethod
+    def derivative(x: torch.Tensor) -> torch.Tensor:
+        x = opmath(x)
+        t = torch.tanh(_log1pexp(x))
+        # x σ(x) (1 − t²); at x = ±inf one factor is 0 and x is infinite, so the product
+        # is NaN where its limit is 0: nan_to_num_ (a NaN input stays NaN through t).
+        second = x * SigmoidFunction.apply(x)
+        second.mul_((t * t).neg_().add_(1)).nan_to_num_(nan=0.0)
+        return t + second
 
     @staticmethod
     def backward(ctx, grad_output):
-        x = _finite(opmath(ctx.saved_tensors[0]))
-        t = torch.tanh(_log1pexp(x))
-        derivative = t + x * SigmoidFunction.apply(x) * (1 - t * t)
-        return (opmath(grad_output) * derivative).to(grad_output.dtype)
+        return _times(grad_output, MishFunction.derivative(*ctx.saved_tensors))
+
+    @staticmethod
+    def jvp(ctx, tangent):
+        return _times(tangent, MishFunction.derivative(*ctx.saved_tensors))
 
 
 # ---------------------------------------------------------------------------
@@ -405,6 +550,22 @@ class MishFunction(torch.autograd.Function):
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _maybe_in_place(input: torch.Tensor, inplace: bool, name: str, apply) -> torch.Tensor:
+    """``apply(input)``, or with ``inplace=True`` its result written into ``input``, as torch's.
+
+    The in-place form returns ``input`` itself, overwritten. It honours autograd's rules
+    as torch's in-place activations do: a leaf that requires grad is refused, and a later
+    backward that needs the overwritten values raises, since ``copy_`` bumps the tensor's
+    version counter. When ``input`` requires grad the Function runs on a copy, so what it
+    saves for its own backward is never the tensor being overwritten.
+    """
+    if not isinstance(inplace, bool):
+        raise TypeError(f"actlib.{name}: inplace must be True or False, got {inplace!r}")
+    if not inplace:
+        return apply(input)
+    return input.copy_(apply(input.clone() if input.requires_grad else input))
 
 
 def sigmoid(input: torch.Tensor) -> torch.Tensor:
@@ -438,11 +599,10 @@ def relu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     r"""Rectified linear unit :math:`\max(x, 0)`.
 
     Derivative 1 for x > 0 and 0 for x ≤ 0 (PyTorch's and JAX's convention at the kink).
-    ``inplace`` is accepted for signature compatibility and ignored: autograd Functions
-    return new tensors.
+    ``inplace=True`` overwrites ``input`` with the result and returns it, as torch's does.
     """
     check_floating(input, "relu")
-    return ReLUFunction.apply(input)
+    return _maybe_in_place(input, inplace, "relu", ReLUFunction.apply)
 
 
 def leaky_relu(
@@ -450,11 +610,14 @@ def leaky_relu(
 ) -> torch.Tensor:
     r"""Leaky ReLU :math:`x` for x > 0, :math:`a\,x` otherwise (a = ``negative_slope``).
 
-    Derivative 1 for x > 0, a for x ≤ 0. ``inplace`` is accepted and ignored.
+    Derivative 1 for x > 0, a for x ≤ 0. ``inplace=True`` overwrites ``input``.
     """
     check_floating(input, "leaky_relu")
     _check_number(negative_slope, "negative_slope", "leaky_relu")
-    return LeakyReLUFunction.apply(input, float(negative_slope))
+    slope = float(negative_slope)
+    return _maybe_in_place(
+        input, inplace, "leaky_relu", lambda x: LeakyReLUFunction.apply(x, slope)
+    )
 
 
 def prelu(input: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -466,6 +629,10 @@ def prelu(input: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     check_floating(input, "prelu")
     if not isinstance(weight, torch.Tensor) or not weight.is_floating_point():
         raise TypeError("actlib.prelu: weight must be a floating-point tensor")
+    if weight.dtype != input.dtype and torch.is_autocast_enabled(input.device.type):
+        # Under autocast the input arrives in float16/bfloat16 while the slope parameter
+        # stays float32: compute in the input's dtype, as torch.nn.PReLU does.
+        weight = weight.to(input.dtype)
     if weight.dtype != input.dtype:
         raise TypeError(
             f"actlib.prelu: weight dtype {weight.dtype} differs from input dtype {input.dtype}"
@@ -485,21 +652,24 @@ def elu(input: torch.Tensor, alpha: float = 1.0, inplace: bool = False) -> torch
     r"""Exponential linear unit :math:`x` for x > 0, :math:`\alpha(e^x - 1)` otherwise.
 
     Derivative 1 for x > 0 and :math:`\alpha e^x` for x ≤ 0 (so α at the kink; with α = 1
-    the derivative is continuous). ``inplace`` is accepted and ignored.
+    the derivative is continuous). ``inplace=True`` overwrites ``input``.
     """
     check_floating(input, "elu")
     _check_number(alpha, "alpha", "elu")
-    return ELUFunction.apply(input, float(alpha), 1.0)
+    alpha = float(alpha)
+    return _maybe_in_place(input, inplace, "elu", lambda x: ELUFunction.apply(x, alpha, 1.0))
 
 
 def selu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     r"""Scaled ELU :math:`\lambda x` for x > 0, :math:`\lambda\alpha(e^x - 1)` otherwise.
 
     λ ≈ 1.0507 and α ≈ 1.6733 are chosen so that activations of a deep net with
-    LeCun-normal weights keep zero mean and unit variance. ``inplace`` is ignored.
+    LeCun-normal weights keep zero mean and unit variance. ``inplace=True`` overwrites ``input``.
     """
     check_floating(input, "selu")
-    return ELUFunction.apply(input, SELU_ALPHA, SELU_SCALE)
+    return _maybe_in_place(
+        input, inplace, "selu", lambda x: ELUFunction.apply(x, SELU_ALPHA, SELU_SCALE)
+    )
 
 
 def softplus(input: torch.Tensor, beta: float = 1.0, threshold: float = 20.0) -> torch.Tensor:
@@ -518,11 +688,11 @@ def softplus(input: torch.Tensor, beta: float = 1.0, threshold: float = 20.0) ->
 def silu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     r"""SiLU / Swish :math:`x\,\sigma(x)`.
 
-    Derivative :math:`\sigma(x)\,(1 + x(1 - \sigma(x)))`; minimum ≈ −0.278 at x ≈ −1.278.
-    ``inplace`` is accepted and ignored.
+    Derivative :math:`\sigma(x)\,(1 + x(1 - \sigma(x)))`; the function's minimum is ≈ −0.278
+    at x ≈ −1.278. ``inplace=True`` overwrites ``input``.
     """
     check_floating(input, "silu")
-    return SiLUFunction.apply(input)
+    return _maybe_in_place(input, inplace, "silu", SiLUFunction.apply)
 
 
 def gelu(input: torch.Tensor, approximate: str = "none") -> torch.Tensor:
@@ -541,7 +711,17 @@ def mish(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     r"""Mish :math:`x \tanh(\operatorname{softplus}(x))`.
 
     Derivative :math:`\tanh(s) + x\,\sigma(x)\,(1 - \tanh^2 s)` with s = softplus(x).
-    ``inplace`` is accepted and ignored.
+    ``inplace=True`` overwrites ``input``.
     """
     check_floating(input, "mish")
-    return MishFunction.apply(input)
+    return _maybe_in_place(input, inplace, "mish", MishFunction.apply)
+
+
+# torch.fx.symbolic_trace keeps each functional as one call in the graph instead of tracing
+# into its argument checks (which need real tensors, not fx Proxies). Modules call them
+# through the module (``elementwise.relu``), where the tracer's patch takes effect.
+for _name in (
+    "sigmoid", "tanh", "softsign", "relu", "leaky_relu", "prelu", "elu", "selu",
+    "softplus", "silu", "gelu", "mish",
+):  # fmt: skip
+    torch.fx.wrap(_name)

@@ -34,6 +34,7 @@ class MaxoutFunction(torch.autograd.Function):
         _, winners = output
         ctx.mark_non_differentiable(winners)
         ctx.save_for_backward(winners)
+        ctx.save_for_forward(winners)
         ctx.input_shape = inputs[0].shape
         ctx.num_pieces, ctx.dim = inputs[1], inputs[2]
 
@@ -46,6 +47,13 @@ class MaxoutFunction(torch.autograd.Function):
             ctx.dim + 1, winners.unsqueeze(ctx.dim + 1), grad_values.unsqueeze(ctx.dim + 1)
         )
         return grad.reshape(ctx.input_shape), None, None
+
+    @staticmethod
+    def jvp(ctx, tangent, *_):
+        """The winners' tangents: maxout is locally a selection, so its JVP is a gather."""
+        (winners,) = ctx.saved_tensors
+        grouped = tangent.reshape(_grouped_shape(ctx.input_shape, ctx.dim, ctx.num_pieces))
+        return grouped.gather(ctx.dim + 1, winners.unsqueeze(ctx.dim + 1)).squeeze(ctx.dim + 1), None
 
 
 def maxout(input: torch.Tensor, num_pieces: int, dim: int = -1) -> torch.Tensor:
@@ -67,3 +75,6 @@ def maxout(input: torch.Tensor, num_pieces: int, dim: int = -1) -> torch.Tensor:
         )
     values, _ = MaxoutFunction.apply(input, num_pieces, dim)
     return values
+
+
+torch.fx.wrap("maxout")  # one node in an fx graph; its checks need a real tensor

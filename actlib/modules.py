@@ -1,79 +1,110 @@
 """``nn.Module`` forms of the activations, named and parametrised as in ``torch.nn``."""
 
+import importlib
+
 import torch
 from torch import nn
 
+# Functionals are looked up through their modules at call time (``E.relu``, not a bound
+# copy), so that torch.fx.symbolic_trace's patch of them takes effect. (``actlib.maxout``
+# is the function once the package is imported, hence import_module for its module.)
 from . import elementwise as E
-from .maxout import maxout
-from .softmax import argmax, log_softmax, softmax
+from . import softmax as S
+
+maxout_module = importlib.import_module(f"{__package__}.maxout")
 
 
-class _Stateless(nn.Module):
-    """A module that applies a functional with no arguments beyond the input."""
+class _Activation(nn.Module):
+    """Base of actlib's modules: what every one of them shares.
 
-    function = staticmethod(lambda input: input)
+    TorchScript cannot compile a Python ``torch.autograd.Function``, so scripting is
+    refused up front with a message naming the supported paths.
+    """
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return self.function(input)
-
-
-class Sigmoid(_Stateless):
-    """Applies :func:`actlib.sigmoid` element-wise. Shape: any, output same shape."""
-
-    function = staticmethod(E.sigmoid)
-
-
-class Tanh(_Stateless):
-    """Applies :func:`actlib.tanh` element-wise. Shape: any, output same shape."""
-
-    function = staticmethod(E.tanh)
+    def __prepare_scriptable__(self):
+        raise RuntimeError(
+            f"actlib.{type(self).__name__} cannot be scripted with torch.jit.script: actlib's "
+            "activations are Python torch.autograd.Functions, which TorchScript cannot "
+            "compile. Use torch.compile, or torch.export to save a model."
+        )
 
 
-class Softsign(_Stateless):
-    """Applies :func:`actlib.softsign` element-wise. Shape: any, output same shape."""
+class _InPlace(_Activation):
+    """An activation with torch's ``inplace`` flag (overwrite the input with the output)."""
 
-    function = staticmethod(E.softsign)
-
-
-class ReLU(_Stateless):
-    """Applies :func:`actlib.relu` element-wise. Shape: any, output same shape."""
-
-    function = staticmethod(E.relu)
-
-
-class SiLU(_Stateless):
-    """Applies :func:`actlib.silu` (Swish) element-wise. Shape: any, output same shape."""
-
-    function = staticmethod(E.silu)
-
-
-class SELU(_Stateless):
-    """Applies :func:`actlib.selu` element-wise. Shape: any, output same shape."""
-
-    function = staticmethod(E.selu)
-
-
-class Mish(_Stateless):
-    """Applies :func:`actlib.mish` element-wise. Shape: any, output same shape."""
-
-    function = staticmethod(E.mish)
-
-
-class LeakyReLU(nn.Module):
-    """Applies :func:`actlib.leaky_relu` with a fixed ``negative_slope`` (default 0.01)."""
-
-    def __init__(self, negative_slope: float = 0.01):
+    def __init__(self, inplace: bool = False):
         super().__init__()
-        self.negative_slope = negative_slope
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return E.leaky_relu(input, self.negative_slope)
+        self.inplace = inplace
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        return "inplace=True" if self.inplace else ""
 
 
-class PReLU(nn.Module):
+class Sigmoid(_Activation):
+    """Applies :func:`actlib.sigmoid` element-wise. Shape: any, output same shape."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return E.sigmoid(input)
+
+
+class Tanh(_Activation):
+    """Applies :func:`actlib.tanh` element-wise. Shape: any, output same shape."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return E.tanh(input)
+
+
+class Softsign(_Activation):
+    """Applies :func:`actlib.softsign` element-wise. Shape: any, output same shape."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return E.softsign(input)
+
+
+class ReLU(_InPlace):
+    """Applies :func:`actlib.relu` element-wise (``inplace=True`` overwrites the input)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return E.relu(input, inplace=self.inplace)
+
+
+class SiLU(_InPlace):
+    """Applies :func:`actlib.silu` (Swish) element-wise (``inplace=True`` overwrites the input)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return E.silu(input, inplace=self.inplace)
+
+
+class SELU(_InPlace):
+    """Applies :func:`actlib.selu` element-wise (``inplace=True`` overwrites the input)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return E.selu(input, inplace=self.inplace)
+
+
+class Mish(_InPlace):
+    """Applies :func:`actlib.mish` element-wise (``inplace=True`` overwrites the input)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return E.mish(input, inplace=self.inplace)
+
+
+class LeakyReLU(_Activation):
+    """Applies :func:`actlib.leaky_relu` with a fixed ``negative_slope`` (default 0.01)."""
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+        super().__init__()
+        self.negative_slope, self.inplace = negative_slope, inplace
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return E.leaky_relu(input, self.negative_slope, self.inplace)
+
+    def extra_repr(self) -> str:
+        inplace = ", inplace=True" if self.inplace else ""
+        return f"negative_slope={self.negative_slope}{inplace}"
+
+
+class PReLU(_Activation):
     """Applies :func:`actlib.prelu` with a learnable slope: one shared, or one per channel.
 
     ``num_parameters`` is 1 or the number of channels (dim 1 of the input); every slope
@@ -94,21 +125,22 @@ class PReLU(nn.Module):
         return f"num_parameters={self.num_parameters}"
 
 
-class ELU(nn.Module):
+class ELU(_Activation):
     """Applies :func:`actlib.elu` with saturation value ``-alpha`` (default 1)."""
 
-    def __init__(self, alpha: float = 1.0):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
         super().__init__()
-        self.alpha = alpha
+        self.alpha, self.inplace = alpha, inplace
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return E.elu(input, self.alpha)
+        return E.elu(input, self.alpha, self.inplace)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
+        inplace = ", inplace=True" if self.inplace else ""
+        return f"alpha={self.alpha}{inplace}"
 
 
-class Softplus(nn.Module):
+class Softplus(_Activation):
     """Applies :func:`actlib.softplus` with sharpness ``beta`` and linear ``threshold``."""
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0):
@@ -122,7 +154,7 @@ class Softplus(nn.Module):
         return f"beta={self.beta}, threshold={self.threshold}"
 
 
-class GELU(nn.Module):
+class GELU(_Activation):
     """Applies :func:`actlib.gelu`, exact (``approximate='none'``) or its tanh approximation."""
 
     def __init__(self, approximate: str = "none"):
@@ -136,7 +168,7 @@ class GELU(nn.Module):
         return f"approximate={self.approximate!r}"
 
 
-class Maxout(nn.Module):
+class Maxout(_Activation):
     """Applies :func:`actlib.maxout`: the maximum over groups of ``num_pieces`` features.
 
     Shape: (…, k·m, …) along ``dim`` → (…, m, …). Put it after an ``nn.Linear`` with
@@ -148,13 +180,13 @@ class Maxout(nn.Module):
         self.num_pieces, self.dim = num_pieces, dim
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return maxout(input, self.num_pieces, self.dim)
+        return maxout_module.maxout(input, self.num_pieces, self.dim)
 
     def extra_repr(self) -> str:
         return f"num_pieces={self.num_pieces}, dim={self.dim}"
 
 
-class Softmax(nn.Module):
+class Softmax(_Activation):
     """Applies :func:`actlib.softmax` along ``dim`` (which must be given)."""
 
     def __init__(self, dim: int | None = None):
@@ -162,7 +194,7 @@ class Softmax(nn.Module):
         self.dim = dim
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return softmax(input, self.dim)
+        return S.softmax(input, self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -172,10 +204,10 @@ class LogSoftmax(Softmax):
     """Applies :func:`actlib.log_softmax` along ``dim`` (which must be given)."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return log_softmax(input, self.dim)
+        return S.log_softmax(input, self.dim)
 
 
-class Argmax(nn.Module):
+class Argmax(_Activation):
     """Applies :func:`actlib.argmax`: index of the largest entry along ``dim``."""
 
     def __init__(self, dim: int | None = None, keepdim: bool = False):
@@ -183,7 +215,7 @@ class Argmax(nn.Module):
         self.dim, self.keepdim = dim, keepdim
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return argmax(input, self.dim, self.keepdim)
+        return S.argmax(input, self.dim, self.keepdim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, keepdim={self.keepdim}"

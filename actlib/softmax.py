@@ -14,8 +14,11 @@ def _shifted(x: torch.Tensor, dim: int) -> torch.Tensor:
     """x − max(x) along ``dim``: the largest logit becomes 0, so ``exp`` cannot overflow.
 
     Softmax is invariant to the shift, and the shift carries no gradient, so it is
-    applied as a constant.
+    applied as a constant. A dimension of size 0 has no maximum and needs no shift
+    (the result is as empty as the input).
     """
+    if x.shape[dim] == 0:
+        return x.clone()
     return x - x.amax(dim, keepdim=True)
 
 
@@ -36,14 +39,23 @@ class SoftmaxFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
         ctx.dim = inputs[1]
 
     @staticmethod
-    def backward(ctx, grad_output):
+    def _jacobian_times(ctx, v):
+        """J v = y ⊙ (v − ⟨v, y⟩): J is symmetric, so this is both the VJP and the JVP."""
         (y,) = ctx.saved_tensors
-        y32, g = opmath(y), opmath(grad_output)
-        grad = y32 * (g - (g * y32).sum(ctx.dim, keepdim=True))
-        return grad.to(grad_output.dtype), None
+        y32, v32 = opmath(y), opmath(v)
+        return (y32 * (v32 - (v32 * y32).sum(ctx.dim, keepdim=True))).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return SoftmaxFunction._jacobian_times(ctx, grad_output), None
+
+    @staticmethod
+    def jvp(ctx, tangent, _):
+        return SoftmaxFunction._jacobian_times(ctx, tangent)
 
 
 class LogSoftmaxFunction(torch.autograd.Function):
@@ -62,14 +74,23 @@ class LogSoftmaxFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
         ctx.dim = inputs[1]
 
     @staticmethod
     def backward(ctx, grad_output):
+        """gᵀJ = g − e^y Σ_j g_j (J = I − 1 softmaxᵀ is not symmetric: VJP and JVP differ)."""
         (y,) = ctx.saved_tensors
         g = opmath(grad_output)
         grad = g - torch.exp(opmath(y)) * g.sum(ctx.dim, keepdim=True)
         return grad.to(grad_output.dtype), None
+
+    @staticmethod
+    def jvp(ctx, tangent, _):
+        """J ẋ = ẋ − ⟨e^y, ẋ⟩: each output moves by its own tangent minus the softmax-weighted mean."""
+        (y,) = ctx.saved_tensors
+        t = opmath(tangent)
+        return (t - (torch.exp(opmath(y)) * t).sum(ctx.dim, keepdim=True)).to(tangent.dtype)
 
 
 class ArgmaxFunction(torch.autograd.Function):
@@ -99,6 +120,10 @@ class ArgmaxFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         return None, None, None
 
+    @staticmethod
+    def jvp(ctx, *_):
+        return None  # an integer output has no tangent
+
 
 def _resolve_dim(input: torch.Tensor, dim, dtype, name: str):
     check_floating(input, name)
@@ -108,6 +133,11 @@ def _resolve_dim(input: torch.Tensor, dim, dtype, name: str):
             "PyTorch's implicit choice of dimension is deprecated"
         )
     if dtype is not None:
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(
+                f"actlib.{name}: dtype must be a floating-point dtype (float16, bfloat16, "
+                f"float32 or float64), got {dtype}; {name} is defined on real numbers only"
+            )
         input = input.to(dtype)
     return input, normalize_dim(dim, input.dim(), name)
 
@@ -155,3 +185,8 @@ def argmax(input: torch.Tensor, dim: int | None = None, keepdim: bool = False) -
     if input.shape[dim] == 0:
         raise ValueError(f"actlib.argmax: dimension {dim} has size 0, so it has no maximum")
     return ArgmaxFunction.apply(input, dim, keepdim)
+
+
+# One node each in a torch.fx graph: their argument checks need real tensors, not Proxies.
+for _name in ("softmax", "log_softmax", "argmax"):
+    torch.fx.wrap(_name)

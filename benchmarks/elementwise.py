@@ -13,10 +13,23 @@ the last dim; argmax forward only), on the CPU and on CUDA when present. Repeats
 interleaved (actlib, native, naive, actlib, …) so machine noise hits all three alike, and
 the median is reported. Then the same for actlib and native under ``torch.compile``.
 
+Then the **peak memory** of actlib and native on 2^24 float32 elements (64 MiB), above
+the input: the forward alone under ``torch.no_grad`` (ideally the output, 1.0 input
+sizes, plus at most one temporary) and forward + backward (output, incoming gradient,
+saved tensors and the input gradient). Each measurement runs in a fresh process on the
+CPU: the growth of its peak resident set from just before the call, with
+glibc's mmap threshold fixed so that every large tensor is mapped and unmapped on its
+own. The peak is Linux's VmHWM, reset just before the call (``/proc/self/clear_refs``).
+On CUDA it is ``torch.cuda.max_memory_allocated``.
+
+The header line names the torch version, the CPU capability (the vectorised kernel set
+torch chose: ``AVX512``, ``AVX2``, ``DEFAULT``; ``ATEN_CPU_CAPABILITY`` overrides it) and
+the thread count; ``--threads 1 2`` runs the whole timing once per thread count.
+
 Usage::
 
-    .venv/bin/python benchmarks/elementwise.py [--quick] [--no-compile] [--threads N] [--only NAME ...]
-        [--csv book/data/elementwise_benchmark.csv]
+    .venv/bin/python benchmarks/elementwise.py [--quick] [--no-compile] [--no-memory]
+        [--threads N ...] [--only NAME ...] [--csv book/data/elementwise_benchmark.csv]
 
 ``--csv`` also writes every median (one row per device, mode, activation and variant);
 the book's "Choosing an activation" chapter reads the costs relative to ReLU from it.
@@ -27,7 +40,9 @@ Timings are printed, never asserted: the numbers depend on the machine.
 import argparse
 import csv
 import math
+import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -326,6 +341,112 @@ def report(title, results, columns):
     return ratios
 
 
+# ---------------------------------------------------------------------------
+# Peak memory
+# ---------------------------------------------------------------------------
+
+MEMORY_LOG2_ELEMENTS = 24
+MEMORY_MODES = ("forward", "forward+backward")
+
+
+def _status_bytes(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in bytes."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak_rss() -> int:
+    """Reset the peak resident set (VmHWM) to the current one (Linux: clear_refs 5); return it.
+
+    Without the reset the peak of ``import torch`` itself would hide a small call's.
+    """
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+    return _status_bytes("VmRSS")
+
+
+def measure_peak(name: str, variant: str, mode: str, device: str, log2_elements: int) -> float:
+    """Peak bytes allocated by one call, above the input (run in a fresh process on the CPU)."""
+    (case,) = list(cases([name], device, 10))
+    _, small, variants, differentiable = case
+    function = variants[variant]
+    training = mode == "forward+backward" and differentiable
+    shape = (2 ** (log2_elements - 10), 2**10) if small.dim() == 2 else (2**log2_elements,)
+    # Warm up on a small input: kernels, thread pools and autograd are set up outside the
+    # measurement. The big input is filled in place, so making it costs no temporary.
+    warm = small.detach().requires_grad_(training)
+    y = function(warm)
+    if training:
+        torch.autograd.grad(y, warm, torch.ones_like(y))
+    del y, warm
+    x = torch.empty(shape, device=device).normal_(0, 3, generator=torch.Generator(device).manual_seed(0))
+    x.requires_grad_(training)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.max_memory_allocated()
+    else:
+        before = _reset_peak_rss()
+    if training:
+        y = function(x)
+        torch.autograd.grad(y, x, torch.ones_like(y))
+    else:
+        with torch.no_grad():
+            y = function(x)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        return float(torch.cuda.max_memory_allocated() - before)
+    return float(_status_bytes("VmHWM") - before)
+
+
+def _peak_in_child(name, variant, mode, log2_elements):
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", OMP_NUM_THREADS="1")
+    command = [sys.executable, __file__, "--measure-peak", name, variant, mode, str(log2_elements)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def memory_report(names, device, log2_elements):
+    """Peak memory of actlib and native, in input sizes, printed as a table; CSV rows."""
+    input_bytes = 4 * 2**log2_elements
+    print(
+        f"\n### {device}, peak memory above the input, in input sizes "
+        f"(2^{log2_elements} float32 = {input_bytes / 2**20:.0f} MiB)\n"
+    )
+    print("| activation | forward actlib | forward native | fwd+bwd actlib | fwd+bwd native | "
+          "fwd+bwd actlib/native |")
+    print("|---|---|---|---|---|---|")
+    rows = []
+    for record in CATALOG.values():
+        if names and record.name not in names:
+            continue
+        print(f"  {device} memory: {record.name} …", file=sys.stderr, flush=True)
+        peaks = {}
+        for mode in MEMORY_MODES:
+            if mode == "forward+backward" and record.kind == "index":
+                continue
+            for variant in ("actlib", "native"):
+                if device == "cpu":
+                    peak = _peak_in_child(record.name, variant, mode, log2_elements)
+                else:
+                    peak = measure_peak(record.name, variant, mode, device, log2_elements)
+                peaks[mode, variant] = peak / input_bytes
+                rows.append([device, f"peak {mode}", record.name, variant, f"{peak / 2**20:.1f}"])
+        cells = [f"{peaks[k]:.2f}" if k in peaks else "—" for k in (
+            ("forward", "actlib"), ("forward", "native"),
+            ("forward+backward", "actlib"), ("forward+backward", "native"))]  # fmt: skip
+        ratio = (
+            f"{peaks['forward+backward', 'actlib'] / peaks['forward+backward', 'native']:.2f}"
+            if ("forward+backward", "native") in peaks
+            else "—"
+        )
+        print(f"| {record.name} | {' | '.join(cells)} | {ratio} |", flush=True)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2^20 elements, fewer repeats")
@@ -334,19 +455,43 @@ def main(argv=None):
     parser.add_argument(
         "--threads",
         type=int,
-        help="torch.set_num_threads (1 gives steadier numbers on a busy machine)",
+        nargs="+",
+        help="thread counts to time with, one full run each (default: torch's own)",
     )
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory table")
     parser.add_argument("--csv", help="also write the medians to this CSV file")
+    parser.add_argument("--measure-peak", nargs=4, help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.measure_peak:
+        name, variant, mode, log2 = args.measure_peak
+        print(measure_peak(name, variant, mode, "cpu", int(log2)))
+        return
 
     log2_elements = 20 if args.quick else 22
     repeats, warmup = (5, 1) if args.quick else (21, 3)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
+    for threads in args.threads or [torch.get_num_threads()]:
+        torch.set_num_threads(threads)
+        rows += time_all(args, devices, log2_elements, repeats, warmup)
+    if not args.no_memory:
+        for device in devices:
+            rows += [[*row, ""] for row in memory_report(args.only, device, MEMORY_LOG2_ELEMENTS)]
+    if args.csv:
+        with open(args.csv, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["device", "mode", "activation", "variant", "milliseconds", "threads"])
+            writer.writerows(rows)
+        print(f"\nwrote {args.csv}")
+
+
+def time_all(args, devices, log2_elements, repeats, warmup):
+    """Time every case eagerly and compiled on every device; return CSV rows."""
+    rows = []
+    threads = torch.get_num_threads()
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, devices {devices}, "
+        f"\n## torch {torch.__version__}, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}, {threads} threads, devices {devices}, "
         f"2^{log2_elements} float32 elements, median of {repeats} interleaved repeats "
         f"after {warmup} warm-up",
         flush=True,
@@ -359,8 +504,12 @@ def main(argv=None):
             results[name + ("" if differentiable else " (fwd only)")] = time_variants(
                 variants, x, differentiable, repeats, warmup
             )
-        report(f"{device}, eager, forward + backward", results, ["actlib", "native", "naive"])
-        rows += _csv_rows(device, "eager", results)
+        report(
+            f"{device}, eager, forward + backward, {threads} threads",
+            results,
+            ["actlib", "native", "naive"],
+        )
+        rows += _csv_rows(device, "eager", results, threads)
 
         if args.no_compile:
             continue
@@ -379,21 +528,20 @@ def main(argv=None):
                 failures.append(f"{name}: {type(error).__name__}: {str(error).splitlines()[0]}")
             torch._dynamo.reset()
         if results:
-            report(f"{device}, torch.compile, forward + backward", results, ["actlib", "native"])
-            rows += _csv_rows(device, "compile", results)
+            report(
+                f"{device}, torch.compile, forward + backward, {threads} threads",
+                results,
+                ["actlib", "native"],
+            )
+            rows += _csv_rows(device, "compile", results, threads)
         for failure in failures:
             print(f"torch.compile failed for {failure}")
-    if args.csv:
-        with open(args.csv, "w", newline="") as file:
-            writer = csv.writer(file)
-            writer.writerow(["device", "mode", "activation", "variant", "milliseconds"])
-            writer.writerows(rows)
-        print(f"\nwrote {args.csv}")
+    return rows
 
 
-def _csv_rows(device, mode, results):
+def _csv_rows(device, mode, results, threads):
     return [
-        [device, mode, name, variant, f"{seconds * 1e3:.3f}"]
+        [device, mode, name, variant, f"{seconds * 1e3:.3f}", threads]
         for name, medians in results.items()
         for variant, seconds in medians.items()
     ]
