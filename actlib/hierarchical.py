@@ -29,7 +29,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from .trees import balanced_tree, huffman_tree, tree_paths
 
@@ -46,6 +45,14 @@ __all__ = [
 # log_prob works on blocks of about this many (example, class) pairs at a time, so
 # its temporaries stay at a few hundred megabytes whatever the batch size.
 _LOG_PROB_BLOCK = 2**23
+
+
+def _check_int(value, name: str, minimum: int) -> None:
+    """A clear error unless ``value`` is an int (not a bool or a float) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
 
 
 class HierarchicalSoftmaxOutput(NamedTuple):
@@ -103,6 +110,19 @@ def _gradient_rows(indices: Tensor, rows: Tensor, shape: torch.Size, sparse: boo
     return rows.new_zeros(shape).index_add_(0, indices, rows)
 
 
+def _is_transformed(tensor: Tensor) -> bool:
+    """True for a tensor wrapped by a torch.func transform (vmap, grad, jacrev …)."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(tensor)
+
+
+def _gathered_path_scores(input: Tensor, weight: Tensor, bias: Tensor | None, nodes: Tensor):
+    """``s = w_node · x + b_node`` by gather then dot: differentiable, and fine under vmap."""
+    scores = torch.linalg.vecdot(_opmath(F.embedding(nodes, weight)), _opmath(input).unsqueeze(-2))
+    if bias is not None:
+        scores = scores + _opmath(bias)[nodes]
+    return scores
+
+
 class _PathLogLikelihood(torch.autograd.Function):
     r"""``log p(target) = Σ_l log σ(c_l s_l)`` along each example's padded path.
 
@@ -112,14 +132,27 @@ class _PathLogLikelihood(torch.autograd.Function):
     ``embedding_bag``), and row :math:`n` of :math:`\nabla W` is the sum of
     :math:`g_{s_l} x` over the steps that visit :math:`n` (one ``index_add_``, or a sparse
     tensor), rather than autograd scattering back through a ``(B, L, D)`` gather.
+
+    When the backward is itself differentiated (``create_graph=True``, hessians) or runs
+    under a torch.func transform (per-example gradients with ``vmap(grad(...))``), the
+    same formulas are evaluated with differentiable, batchable ops, with ``z`` recomputed
+    from the inputs so that its dependence on them is part of the graph.
+
+    Forward mode (``jvp``): :math:`\dot s_l = \dot w_{n_l} \cdot x + w_{n_l} \cdot \dot x
+    + \dot b_{n_l}` and :math:`\dot{\log p} = \sum_l \sigma(-z_l)\, c_l\, \dot s_l`.
     """
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, weight, bias, nodes, signs, sparse):
         on_path = signs != 0
-        scores = _path_scores(input, weight, nodes, on_path)
-        if bias is not None:
-            scores = scores + _opmath(bias)[nodes]
+        if _is_transformed(input) or _is_transformed(weight):
+            scores = _gathered_path_scores(input, weight, bias, nodes)
+        else:
+            scores = _path_scores(input, weight, nodes, on_path)
+            if bias is not None:
+                scores = scores + _opmath(bias)[nodes]
         z = signs.to(scores.dtype) * scores
         log_prob = (F.logsigmoid(z) * on_path).sum(dim=1)
         return log_prob, z
@@ -129,30 +162,62 @@ class _PathLogLikelihood(torch.autograd.Function):
         input, weight, bias, nodes, signs, sparse = inputs
         z = output[1]
         ctx.mark_non_differentiable(z)
-        ctx.save_for_backward(input, weight, nodes, signs, z)
-        ctx.has_bias = bias is not None
+        ctx.save_for_backward(input, weight, bias, nodes, signs, z)
+        ctx.save_for_forward(input, weight, bias, nodes, signs, z)
         ctx.sparse = sparse
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_log_prob, _grad_z):
-        input, weight, nodes, signs, z = ctx.saved_tensors
+        input, weight, bias, nodes, signs, z = ctx.saved_tensors
+        differentiable = torch.is_grad_enabled() or _is_transformed(grad_log_prob)
+        if differentiable and ctx.sparse and any(ctx.needs_input_grad[1:3]):
+            raise RuntimeError(
+                "HierarchicalSoftmax(sparse=True): a sparse weight gradient cannot be "
+                "differentiated again (create_graph=True, hessians) or batched per example "
+                "(torch.func.vmap); build the layer with sparse=False for that"
+            )
+        if differentiable:
+            # z again, from the inputs, so that the graph sees how it depends on them.
+            z = signs.to(z.dtype) * _gathered_path_scores(input, weight, bias, nodes)
         grad_z = grad_log_prob.to(z.dtype).unsqueeze(1) * torch.sigmoid(-z)
         grad_scores = grad_z * signs.to(z.dtype)
         grad_input = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_input = F.embedding_bag(
-                nodes, weight, per_sample_weights=grad_scores.to(weight.dtype), mode="sum"
-            )
         flat_nodes = nodes.reshape(-1)
+        if ctx.needs_input_grad[0]:
+            if differentiable:
+                rows = F.embedding(nodes, weight)
+                grad_input = torch.linalg.vecdot(rows, grad_scores.to(weight.dtype).unsqueeze(-1), dim=1)
+            else:
+                grad_input = F.embedding_bag(
+                    nodes, weight, per_sample_weights=grad_scores.to(weight.dtype), mode="sum"
+                )
         if ctx.needs_input_grad[1]:
             rows = grad_scores.unsqueeze(2) * input.unsqueeze(1)
             rows = rows.to(weight.dtype).reshape(-1, weight.shape[1])
-            grad_weight = _gradient_rows(flat_nodes, rows, weight.shape, ctx.sparse)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+            if differentiable:
+                grad_weight = weight.new_zeros(weight.shape).index_add(0, flat_nodes, rows)
+            else:
+                grad_weight = _gradient_rows(flat_nodes, rows, weight.shape, ctx.sparse)
+        if bias is not None and ctx.needs_input_grad[2]:
             rows = grad_scores.reshape(-1).to(weight.dtype)
-            grad_bias = _gradient_rows(flat_nodes, rows, weight.shape[:1], ctx.sparse)
+            if differentiable:
+                grad_bias = bias.new_zeros(bias.shape).index_add(0, flat_nodes, rows)
+            else:
+                grad_bias = _gradient_rows(flat_nodes, rows, weight.shape[:1], ctx.sparse)
         return grad_input, grad_weight, grad_bias, None, None, None
+
+    @staticmethod
+    def jvp(ctx, input_tangent, weight_tangent, bias_tangent, *_):
+        input, weight, bias, nodes, signs, z = ctx.saved_tensors
+        score_tangent = torch.zeros_like(z)
+        if input_tangent is not None:
+            score_tangent = score_tangent + _gathered_path_scores(input_tangent, weight, None, nodes)
+        if weight_tangent is not None:
+            score_tangent = score_tangent + _gathered_path_scores(input, weight_tangent, None, nodes)
+        if bias_tangent is not None:
+            score_tangent = score_tangent + _opmath(bias_tangent)[nodes]
+        tangent = (torch.sigmoid(-z) * signs.to(z.dtype) * score_tangent).sum(dim=1)
+        return tangent, None
 
 
 class HierarchicalSoftmax(nn.Module):
@@ -222,14 +287,14 @@ class HierarchicalSoftmax(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if in_features < 1:
-            raise ValueError(f"in_features must be positive, got {in_features}")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        _check_int(in_features, "in_features", 1)
+        _check_int(num_classes, "num_classes", 2)
         if counts is None:
             children = balanced_tree(num_classes)
         else:
-            counts = torch.as_tensor(counts)
+            # float64, as huffman_tree reads them: float32 would flush counts of 1e-300 to
+            # 0, reject 1e300 as infinite and break near-ties differently.
+            counts = torch.as_tensor(counts, dtype=torch.float64, device="cpu")
             if counts.shape != (num_classes,):
                 raise ValueError(
                     f"counts must hold one count per class: expected shape ({num_classes},), "
@@ -272,6 +337,8 @@ class HierarchicalSoftmax(nn.Module):
     # -- input checks -----------------------------------------------------------------
 
     def _flatten_input(self, input: Tensor) -> tuple[Tensor, torch.Size]:
+        if not isinstance(input, Tensor):
+            raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
         if not input.is_floating_point():
             raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
         if input.dim() == 0 or input.shape[-1] != self.in_features:
@@ -283,6 +350,8 @@ class HierarchicalSoftmax(nn.Module):
         return x, input.shape[:-1]
 
     def _flatten_target(self, target: Tensor, batch_shape: torch.Size) -> Tensor:
+        if not isinstance(target, Tensor):
+            raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
         if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
             raise TypeError(f"target must hold integer class indices, got {target.dtype}")
         if target.shape != batch_shape:
@@ -290,8 +359,17 @@ class HierarchicalSoftmax(nn.Module):
                 f"input batch shape {tuple(batch_shape)} and target shape "
                 f"{tuple(target.shape)} differ"
             )
-        if target.numel():
-            low, high = (int(v) for v in torch.aminmax(target))
+        tree_device = self.path_nodes.device
+        if target.device != tree_device and target.device.type == "meta":
+            raise ValueError(
+                f"target is on the meta device, which holds no class indices to look up; "
+                f"give it on {tree_device}, the device of the layer"
+            )
+        # Under a torch.func transform (vmap for per-example gradients) the values cannot
+        # be read back; an index out of range still fails in the lookup below.
+        if target.numel() and tree_device.type != "meta" and not _is_transformed(target):
+            # int64 first: aminmax has no kernel for uint16/32/64.
+            low, high = (int(v) for v in torch.aminmax(target.long()))
             if low < 0 or high >= self.num_classes:
                 raise ValueError(
                     f"target values must lie in [0, {self.num_classes - 1}], "
@@ -404,6 +482,8 @@ class HierarchicalSoftmax(nn.Module):
         Returns:
             ``TopK(values, indices)``, each of shape :math:`(*, k)`, values descending.
         """
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise TypeError(f"k must be an int, got {k!r} ({type(k).__name__})")
         if not 1 <= k <= self.num_classes:
             raise ValueError(f"k must lie in [1, {self.num_classes}], got {k}")
         x, batch_shape = self._flatten_input(input)

@@ -389,3 +389,127 @@ def test_empty_batch_gives_empty_outputs_and_nan_loss_like_cross_entropy():
     assert module.log_prob(x).shape == (0, 10)
     assert module.predict(x).shape == (0,)
     assert module.topk(x, 3).indices.shape == (0, 3)
+
+
+# ------------------------------------------- second order, forward mode, per-example grads
+
+
+def _double_layer_and_batch():
+    torch.manual_seed(0)
+    linear, layer = torch.nn.Linear(3, 4).double(), HierarchicalSoftmax(4, 7).double()
+    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    return linear, layer, x, torch.tensor([0, 1, 2, 3, 6])
+
+
+def test_double_backward_matches_plain_autograd_through_log_prob():
+    """∂/∂θ ‖∂L/∂x‖²: once through forward (the hand-written backward, differentiated),
+    once through log_prob (plain autograd); every gradient must agree, none may be None."""
+    linear, layer, x, target = _double_layer_and_batch()
+
+    def second_order(loss_of):
+        linear.zero_grad(set_to_none=True)
+        layer.zero_grad(set_to_none=True)
+        (gx,) = torch.autograd.grad(loss_of(), x, create_graph=True)
+        gx.pow(2).sum().backward()
+        return [p.grad.clone() for p in (*linear.parameters(), *layer.parameters())]
+
+    ours = second_order(lambda: layer(linear(x), target).loss)
+    reference = second_order(
+        lambda: -layer.log_prob(linear(x)).gather(1, target[:, None]).mean()
+    )
+    for got, want in zip(ours, reference, strict=True):
+        torch.testing.assert_close(got, want)
+    assert float(ours[2].abs().sum()) > 0  # the tree's weight gets a second-order gradient
+
+
+def test_gradcheck_forward_mode_and_gradgradcheck():
+    layer = HierarchicalSoftmax(4, 7).double()
+    target = torch.tensor([0, 1, 2, 3, 6])
+    x = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    weight, bias = (p.detach().clone().requires_grad_() for p in (layer.weight, layer.bias))
+
+    def log_prob(x, weight, bias):
+        return torch.func.functional_call(layer, {"weight": weight, "bias": bias}, (x, target)).output
+
+    inputs = (x.requires_grad_(), weight, bias)
+    assert torch.autograd.gradcheck(log_prob, inputs, check_forward_ad=True)
+    assert torch.autograd.gradgradcheck(log_prob, inputs)
+
+
+def test_per_example_gradients_with_vmap():
+    layer = HierarchicalSoftmax(4, 7).double()
+    x = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    target = torch.tensor([0, 1, 2, 3, 6])
+    params = {k: v.detach() for k, v in layer.named_parameters()}
+
+    def loss_of_one(params, xi, ti):
+        return torch.func.functional_call(layer, params, (xi[None], ti[None])).loss
+
+    per_example = torch.func.vmap(torch.func.grad(loss_of_one), in_dims=(None, 0, 0))(
+        params, x, target
+    )
+    for i in range(5):
+        loss = layer(x[i : i + 1], target[i : i + 1]).loss
+        weight, bias = torch.autograd.grad(loss, (layer.weight, layer.bias))
+        torch.testing.assert_close(per_example["weight"][i], weight)
+        torch.testing.assert_close(per_example["bias"][i], bias)
+
+
+def test_sparse_gradients_refuse_to_be_differentiated_twice():
+    layer = HierarchicalSoftmax(4, 7, sparse=True).double()
+    x = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    loss = layer(x, torch.tensor([0, 1, 2, 3, 6])).loss
+    with pytest.raises(RuntimeError, match="sparse=False"):
+        torch.autograd.grad(loss, x, create_graph=True)
+
+
+# ---------------------------------------------------------------------- bad input, counts
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: HierarchicalSoftmax(4, 2.5), TypeError, "num_classes must be an int"),
+        (lambda: HierarchicalSoftmax(4.0, 8), TypeError, "in_features must be an int"),
+        (lambda: HierarchicalSoftmax(True, 8), TypeError, "in_features must be an int"),
+        (lambda: HierarchicalSoftmax(4, 1), ValueError, "num_classes must be at least 2"),
+    ],
+)
+def test_constructor_arguments_are_checked(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_topk_k_must_be_an_int():
+    layer = HierarchicalSoftmax(4, 8)
+    with pytest.raises(TypeError, match="k must be an int"):
+        layer.topk(torch.randn(2, 4), 2.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.uint16, torch.uint32, torch.uint64, torch.int16])
+def test_unsigned_and_short_targets(dtype):
+    layer = HierarchicalSoftmax(4, 8)
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(3))
+    target = torch.tensor([0, 5, 7])
+    torch.testing.assert_close(layer(x, target.to(dtype)).output, layer(x, target).output)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 7\]"):
+        layer(x, torch.tensor([0, 5, 8]).to(dtype))
+
+
+def test_meta_target_is_refused_clearly():
+    layer = HierarchicalSoftmax(4, 8)
+    with pytest.raises(ValueError, match="meta device"):
+        layer(torch.randn(3, 4), torch.zeros(3, dtype=torch.long, device="meta"))
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        [1e-300, 1e-300, 2e-300, 3e-300],
+        [1e300, 1e300, 2e300, 3e300],
+        [1.0, 1.0 + 1e-12, 1.0 + 2e-12, 3.0],  # ties in float32, not in float64
+    ],
+)
+def test_counts_are_read_in_float64_like_huffman_tree(counts):
+    layer = HierarchicalSoftmax(4, 4, counts=counts)
+    assert torch.equal(layer.node_children, huffman_tree(counts))
