@@ -5,18 +5,10 @@ Everything here runs in float64 on small tensors, parametrised from the catalog.
 
 import pytest
 import torch
+from smooth_inputs import smooth_input
 from torch.func import grad, jacrev, vmap
 
 DIFFERENTIABLE = ("elementwise", "parametric", "dim", "maxout")
-
-
-def _smooth_input(record, device, shape=(3, 6, 6)):
-    """float64 input away from every kink (|x| ≥ 0.1) and with no ties (maxout's max)."""
-    generator = torch.Generator().manual_seed(0)
-    n = torch.Size(shape).numel()
-    values = (torch.randperm(n, generator=generator).double() - n / 2 + 0.5) * 0.25
-    values = values + 0.01 * torch.rand(n, generator=generator, dtype=torch.float64)
-    return values.reshape(shape).to(device)
 
 
 def _arguments(record, example, x, prepare):
@@ -29,7 +21,7 @@ def _arguments(record, example, x, prepare):
 
 @pytest.mark.catalog(*DIFFERENTIABLE)
 def test_gradcheck_and_gradgradcheck(record, example, device, prepare):
-    x = _smooth_input(record, device, shape=(3, 2, 6)).requires_grad_()
+    x = smooth_input((3, 2, 6), device).requires_grad_()
     kwargs = _arguments(record, example, x, prepare)
     if record.kind == "parametric":
         weight = kwargs.pop("weight").requires_grad_()
@@ -49,7 +41,7 @@ def test_gradcheck_and_gradgradcheck(record, example, device, prepare):
 
 @pytest.mark.catalog()
 def test_vmap_matches_loop(record, example, device, prepare):
-    x = _smooth_input(record, device)
+    x = smooth_input(device=device)
     kwargs = prepare(record, example, x)
     batched = vmap(lambda row: record.functional(row, **kwargs))(x)
     looped = torch.stack([record.functional(row, **kwargs) for row in x])
@@ -58,7 +50,7 @@ def test_vmap_matches_loop(record, example, device, prepare):
 
 @pytest.mark.catalog(*DIFFERENTIABLE)
 def test_jacrev_matches_autograd_and_torch(record, example, device, prepare, call_reference):
-    x = _smooth_input(record, device, shape=(6, 6))
+    x = smooth_input((6, 6), device)
     kwargs = _arguments(record, example, x, prepare)
 
     def actlib_function(x):
@@ -74,7 +66,7 @@ def test_jacrev_matches_autograd_and_torch(record, example, device, prepare, cal
 
 @pytest.mark.catalog(*DIFFERENTIABLE)
 def test_func_grad_of_scalar(record, example, device, prepare, call_reference):
-    x = _smooth_input(record, device)
+    x = smooth_input(device=device)
     kwargs = _arguments(record, example, x, prepare)
     weights = torch.linspace(-1, 1, x.numel(), dtype=x.dtype, device=device).reshape(x.shape)
 
@@ -126,7 +118,7 @@ EXPECTED_SAVED = {"parametric": 2, "index": 0}
 @pytest.mark.catalog()
 def test_saves_only_what_backward_needs(record, example, prepare):
     """One saved tensor per Function (PReLU: input and weight; argmax: none; maxout: indices)."""
-    x = _smooth_input(record, "cpu").float().requires_grad_()
+    x = smooth_input().float().requires_grad_()
     kwargs = _arguments(record, example, x, prepare)
     if record.kind == "parametric":
         kwargs["weight"].requires_grad_()

@@ -8,20 +8,12 @@ on every autograd path"). Expected values come from torch's own ops or from reve
 import pytest
 import torch
 import torch.nn.functional as F
+from smooth_inputs import smooth_input
 from torch.func import hessian, jacfwd, jacrev, jvp
 
 import actlib
 
 DIFFERENTIABLE = ("elementwise", "parametric", "dim", "maxout")
-
-
-def _smooth_input(shape=(3, 2, 6), device="cpu"):
-    """float64 values away from every kink (|x| ≥ 0.1), with no ties."""
-    generator = torch.Generator().manual_seed(0)
-    n = torch.Size(shape).numel()
-    values = (torch.randperm(n, generator=generator).double() - n / 2 + 0.5) * 0.25
-    values = values + 0.01 * torch.rand(n, generator=generator, dtype=torch.float64)
-    return values.reshape(shape).to(device)
 
 
 def _function_and_inputs(record, example, x, prepare):
@@ -37,7 +29,7 @@ def _function_and_inputs(record, example, x, prepare):
 
 @pytest.mark.catalog(*DIFFERENTIABLE)
 def test_gradcheck_forward_and_reverse_mode(record, example, device, prepare):
-    function, inputs = _function_and_inputs(record, example, _smooth_input(device=device), prepare)
+    function, inputs = _function_and_inputs(record, example, smooth_input((3, 2, 6), device), prepare)
     inputs = tuple(t.requires_grad_() for t in inputs)
     assert torch.autograd.gradcheck(
         function, inputs, check_forward_ad=True, check_backward_ad=True, check_batched_grad=True
@@ -47,7 +39,7 @@ def test_gradcheck_forward_and_reverse_mode(record, example, device, prepare):
 @pytest.mark.catalog(*DIFFERENTIABLE)
 def test_jvp_matches_torch(record, example, device, prepare, call_reference):
     """torch.func.jvp through actlib equals jvp through torch's own op."""
-    x = _smooth_input(device=device)
+    x = smooth_input((3, 2, 6), device)
     tangent = torch.linspace(-1, 1, x.numel(), dtype=x.dtype, device=device).reshape(x.shape)
     kwargs = prepare(record, example, x)
     if record.kind == "parametric":
@@ -67,7 +59,7 @@ def test_jvp_matches_torch(record, example, device, prepare, call_reference):
 
 def test_prelu_jvp_in_the_weight():
     """The product rule on a·x: the weight's tangent moves only the negative side."""
-    x = _smooth_input()
+    x = smooth_input((3, 2, 6))
     weight = torch.tensor([0.25, -0.5], dtype=torch.float64)
     dw = torch.tensor([1.0, 2.0], dtype=torch.float64)
     _, ours = jvp(lambda w: actlib.prelu(x, w), (weight,), (dw,))
@@ -78,7 +70,7 @@ def test_prelu_jvp_in_the_weight():
 @pytest.mark.catalog("elementwise", "dim")
 def test_hessian_forward_over_reverse_matches_torch(record, example, prepare, call_reference):
     """jacfwd(jacrev(f)) — the hessian — uses the jvp of the backward's own ops."""
-    x = _smooth_input(shape=(2, 5))
+    x = smooth_input((2, 5))
     kwargs = prepare(record, example, x)
     weights = torch.linspace(0.5, 1.5, x.numel(), dtype=x.dtype).reshape(x.shape)
 
@@ -93,7 +85,7 @@ def test_hessian_forward_over_reverse_matches_torch(record, example, prepare, ca
 def test_forward_ad_dual_numbers():
     import torch.autograd.forward_ad as fwAD
 
-    x = _smooth_input(shape=(7,))
+    x = smooth_input((7,))
     tangent = torch.ones_like(x)
     with fwAD.dual_level():
         dual = fwAD.make_dual(x, tangent)
@@ -125,7 +117,7 @@ def test_in_place_overwrites_and_returns_the_input(name, kwargs, reference):
 
 @pytest.mark.parametrize(("name", "kwargs", "reference"), IN_PLACE, ids=[c[0] for c in IN_PLACE])
 def test_in_place_gradients_and_version_counter(name, kwargs, reference):
-    leaf = _smooth_input(shape=(4, 3)).requires_grad_()
+    leaf = smooth_input((4, 3)).requires_grad_()
     # Through a non-leaf, the in-place form gives the gradient of the out-of-place one.
     (ours,) = torch.autograd.grad(getattr(actlib, name)(leaf * 1, inplace=True, **kwargs).sum(), leaf)
     (theirs,) = torch.autograd.grad(reference(leaf * 1, **kwargs).sum(), leaf)
