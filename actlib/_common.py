@@ -45,3 +45,22 @@ def normalize_dim(dim: int, ndim: int, name: str) -> int:
             f"(expected a value in [{-rank}, {rank - 1}])"
         )
     return dim % rank
+
+
+class eager_only_jvp:  # noqa: N801 (used as a decorator, like staticmethod)
+    """Decorator for a Function's ``jvp``: hidden while torch.compile or torch.export traces.
+
+    Dynamo refuses to trace an ``autograd.Function`` that defines a custom ``jvp``. Seen
+    from a compiler (``torch.compiler.is_compiling()``) this attribute is
+    ``torch.autograd.Function``'s own, so the Function is traced through its forward and
+    backward; eagerly it is the hand-derived jvp, so forward-mode AD (``torch.func.jvp``,
+    ``jacfwd``, ``hessian``, ``forward_ad``) works. Put it above ``@staticmethod``.
+    """
+
+    def __init__(self, jvp: staticmethod):
+        self.jvp = jvp
+
+    def __get__(self, instance, owner):
+        if torch.compiler.is_compiling():
+            return torch.autograd.Function.jvp
+        return self.jvp.__get__(instance, owner)

@@ -22,7 +22,7 @@ from numbers import Real
 
 import torch
 
-from ._common import check_floating, opmath
+from ._common import check_floating, eager_only_jvp, opmath
 
 # ---------------------------------------------------------------------------
 # Stable building blocks shared by several Functions (plain tensor code, no autograd).
@@ -67,7 +67,10 @@ def _log1pexp(z: torch.Tensor, differentiable: bool = True) -> torch.Tensor:
     :class:`MishFunction`'s derivative uses the differentiable form.
     """
     if differentiable:
-        return torch.log1p(torch.exp(-z.abs())) + z.clamp_min(0)
+        # max(z, 0) as (z + |z|)/2, the same values for finite z (give it no ±inf):
+        # autograd then gives the derivative ½ at z = 0 that log(1 + e^z) has, where
+        # clamp_min's would be 1 (which made Mish″(0) wrong).
+        return torch.log1p(torch.exp(-z.abs())) + (0.5 * z + 0.5 * z.abs())
     return z.abs().neg_().exp_().log1p_().add_(z.clamp_min(0))
 
 
@@ -121,6 +124,7 @@ class SigmoidFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         return _times(grad_output, SigmoidFunction.derivative(*ctx.saved_tensors))
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, tangent):
         return _times(tangent, SigmoidFunction.derivative(*ctx.saved_tensors))
@@ -156,6 +160,7 @@ class TanhFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         return _times(grad_output, TanhFunction.derivative(*ctx.saved_tensors))
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, tangent):
         return _times(tangent, TanhFunction.derivative(*ctx.saved_tensors))
@@ -192,6 +197,7 @@ class SoftsignFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         return _times(grad_output, SoftsignFunction.derivative(*ctx.saved_tensors))
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, tangent):
         return _times(tangent, SoftsignFunction.derivative(*ctx.saved_tensors))
@@ -240,6 +246,7 @@ class ReLUFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         return ReLUFunction._pass_where_positive(ctx, grad_output)
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, tangent):
         return ReLUFunction._pass_where_positive(ctx, tangent)
@@ -270,6 +277,7 @@ class LeakyReLUFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         return LeakyReLUFunction._slope_times(ctx, grad_output), None
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, tangent, _):
         return LeakyReLUFunction._slope_times(ctx, tangent)
@@ -312,6 +320,7 @@ class PReLUFunction(torch.autograd.Function):
             grad_weight = per_element.sum([d for d in range(x.dim()) if d != 1])
         return grad_input, grad_weight.to(weight.dtype).reshape(weight.shape)
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, input_tangent, weight_tangent):
         r"""ẏ = ẋ (x > 0) or a_c ẋ + ȧ_c x (x ≤ 0): the product rule on a_c · x."""
@@ -362,6 +371,7 @@ class ELUFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         return _times(grad_output, ELUFunction.derivative(ctx)), None, None
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, tangent, *_):
         return _times(tangent, ELUFunction.derivative(ctx))
@@ -406,6 +416,7 @@ class SoftplusFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         return SoftplusFunction._times_derivative(ctx, grad_output), None, None
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, tangent, *_):
         return SoftplusFunction._times_derivative(ctx, tangent)
@@ -439,6 +450,7 @@ class SiLUFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         return _times(grad_output, SiLUFunction.derivative(*ctx.saved_tensors))
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, tangent):
         return _times(tangent, SiLUFunction.derivative(*ctx.saved_tensors))
@@ -502,6 +514,7 @@ class GELUFunction(torch.autograd.Function):
         derivative = GELUFunction.derivative(*ctx.saved_tensors, ctx.approximate)
         return _times(grad_output, derivative), None
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, tangent, _):
         return _times(tangent, GELUFunction.derivative(*ctx.saved_tensors, ctx.approximate))
@@ -528,7 +541,7 @@ class MishFunction(torch.autograd.Function):
     @staticmethod
     def derivative(x: torch.Tensor) -> torch.Tensor:
         x = opmath(x)
-        t = torch.tanh(_log1pexp(x))
+        t = torch.tanh(_log1pexp(_finite(x)))  # (z + |z|)/2 in _log1pexp is NaN at -inf
         # x σ(x) (1 − t²); at x = ±inf one factor is 0 and x is infinite, so the product
         # is NaN where its limit is 0: nan_to_num_ (a NaN input stays NaN through t).
         second = x * SigmoidFunction.apply(x)
@@ -539,6 +552,7 @@ class MishFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         return _times(grad_output, MishFunction.derivative(*ctx.saved_tensors))
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, tangent):
         return _times(tangent, MishFunction.derivative(*ctx.saved_tensors))
@@ -552,8 +566,9 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def _maybe_in_place(input: torch.Tensor, inplace: bool, name: str, apply) -> torch.Tensor:
-    """``apply(input)``, or with ``inplace=True`` its result written into ``input``, as torch's.
+def _maybe_in_place(input: torch.Tensor, inplace: bool, name: str, function, *args) -> torch.Tensor:
+    """``function`` applied to ``input`` (and ``args``), or with ``inplace=True`` its result
+    written into ``input``, as torch's in-place activations do.
 
     The in-place form returns ``input`` itself, overwritten. It honours autograd's rules
     as torch's in-place activations do: a leaf that requires grad is refused, and a later
@@ -564,8 +579,9 @@ def _maybe_in_place(input: torch.Tensor, inplace: bool, name: str, apply) -> tor
     if not isinstance(inplace, bool):
         raise TypeError(f"actlib.{name}: inplace must be True or False, got {inplace!r}")
     if not inplace:
-        return apply(input)
-    return input.copy_(apply(input.clone() if input.requires_grad else input))
+        return function.apply(input, *args)
+    source = input.clone() if input.requires_grad else input
+    return input.copy_(function.apply(source, *args))
 
 
 def sigmoid(input: torch.Tensor) -> torch.Tensor:
@@ -602,7 +618,7 @@ def relu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     ``inplace=True`` overwrites ``input`` with the result and returns it, as torch's does.
     """
     check_floating(input, "relu")
-    return _maybe_in_place(input, inplace, "relu", ReLUFunction.apply)
+    return _maybe_in_place(input, inplace, "relu", ReLUFunction)
 
 
 def leaky_relu(
@@ -615,9 +631,7 @@ def leaky_relu(
     check_floating(input, "leaky_relu")
     _check_number(negative_slope, "negative_slope", "leaky_relu")
     slope = float(negative_slope)
-    return _maybe_in_place(
-        input, inplace, "leaky_relu", lambda x: LeakyReLUFunction.apply(x, slope)
-    )
+    return _maybe_in_place(input, inplace, "leaky_relu", LeakyReLUFunction, slope)
 
 
 def prelu(input: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -638,7 +652,9 @@ def prelu(input: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
             f"actlib.prelu: weight dtype {weight.dtype} differs from input dtype {input.dtype}"
         )
     if weight.dim() > 1:
-        raise ValueError(f"actlib.prelu: weight must be 0-d or 1-d, got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"actlib.prelu: weight must be 0-d or 1-d, got shape {tuple(weight.shape)}"
+        )
     channels = input.shape[1] if input.dim() >= 2 else 1
     if weight.numel() not in (1, channels):
         raise ValueError(
@@ -657,7 +673,7 @@ def elu(input: torch.Tensor, alpha: float = 1.0, inplace: bool = False) -> torch
     check_floating(input, "elu")
     _check_number(alpha, "alpha", "elu")
     alpha = float(alpha)
-    return _maybe_in_place(input, inplace, "elu", lambda x: ELUFunction.apply(x, alpha, 1.0))
+    return _maybe_in_place(input, inplace, "elu", ELUFunction, alpha, 1.0)
 
 
 def selu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
@@ -667,9 +683,7 @@ def selu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     LeCun-normal weights keep zero mean and unit variance. ``inplace=True`` overwrites ``input``.
     """
     check_floating(input, "selu")
-    return _maybe_in_place(
-        input, inplace, "selu", lambda x: ELUFunction.apply(x, SELU_ALPHA, SELU_SCALE)
-    )
+    return _maybe_in_place(input, inplace, "selu", ELUFunction, SELU_ALPHA, SELU_SCALE)
 
 
 def softplus(input: torch.Tensor, beta: float = 1.0, threshold: float = 20.0) -> torch.Tensor:
@@ -692,7 +706,7 @@ def silu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     at x ≈ −1.278. ``inplace=True`` overwrites ``input``.
     """
     check_floating(input, "silu")
-    return _maybe_in_place(input, inplace, "silu", SiLUFunction.apply)
+    return _maybe_in_place(input, inplace, "silu", SiLUFunction)
 
 
 def gelu(input: torch.Tensor, approximate: str = "none") -> torch.Tensor:
@@ -714,7 +728,7 @@ def mish(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     ``inplace=True`` overwrites ``input``.
     """
     check_floating(input, "mish")
-    return _maybe_in_place(input, inplace, "mish", MishFunction.apply)
+    return _maybe_in_place(input, inplace, "mish", MishFunction)
 
 
 # torch.fx.symbolic_trace keeps each functional as one call in the graph instead of tracing

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._common import eager_only_jvp
 from .trees import balanced_tree, huffman_tree, tree_paths
 
 # The tree builders are re-exported so that this module is the one import for all of it.
@@ -186,7 +187,9 @@ class _PathLogLikelihood(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             if differentiable:
                 rows = F.embedding(nodes, weight)
-                grad_input = torch.linalg.vecdot(rows, grad_scores.to(weight.dtype).unsqueeze(-1), dim=1)
+                grad_input = torch.linalg.vecdot(
+                    rows, grad_scores.to(weight.dtype).unsqueeze(-1), dim=1
+                )
             else:
                 grad_input = F.embedding_bag(
                     nodes, weight, per_sample_weights=grad_scores.to(weight.dtype), mode="sum"
@@ -206,14 +209,19 @@ class _PathLogLikelihood(torch.autograd.Function):
                 grad_bias = _gradient_rows(flat_nodes, rows, weight.shape[:1], ctx.sparse)
         return grad_input, grad_weight, grad_bias, None, None, None
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, input_tangent, weight_tangent, bias_tangent, *_):
         input, weight, bias, nodes, signs, z = ctx.saved_tensors
         score_tangent = torch.zeros_like(z)
         if input_tangent is not None:
-            score_tangent = score_tangent + _gathered_path_scores(input_tangent, weight, None, nodes)
+            score_tangent = score_tangent + _gathered_path_scores(
+                input_tangent, weight, None, nodes
+            )
         if weight_tangent is not None:
-            score_tangent = score_tangent + _gathered_path_scores(input, weight_tangent, None, nodes)
+            score_tangent = score_tangent + _gathered_path_scores(
+                input, weight_tangent, None, nodes
+            )
         if bias_tangent is not None:
             score_tangent = score_tangent + _opmath(bias_tangent)[nodes]
         tangent = (torch.sigmoid(-z) * signs.to(z.dtype) * score_tangent).sum(dim=1)

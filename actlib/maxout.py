@@ -7,7 +7,7 @@ piecewise-linear activation with k pieces; ReLU is the special case max(w·x, 0)
 
 import torch
 
-from ._common import check_floating, normalize_dim
+from ._common import check_floating, eager_only_jvp, normalize_dim
 
 
 def _grouped_shape(shape: torch.Size, dim: int, num_pieces: int) -> list[int]:
@@ -48,12 +48,15 @@ class MaxoutFunction(torch.autograd.Function):
         )
         return grad.reshape(ctx.input_shape), None, None
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, tangent, *_):
         """The winners' tangents: maxout is locally a selection, so its JVP is a gather."""
         (winners,) = ctx.saved_tensors
         grouped = tangent.reshape(_grouped_shape(ctx.input_shape, ctx.dim, ctx.num_pieces))
-        return grouped.gather(ctx.dim + 1, winners.unsqueeze(ctx.dim + 1)).squeeze(ctx.dim + 1), None
+        return grouped.gather(ctx.dim + 1, winners.unsqueeze(ctx.dim + 1)).squeeze(
+            ctx.dim + 1
+        ), None
 
 
 def maxout(input: torch.Tensor, num_pieces: int, dim: int = -1) -> torch.Tensor:

@@ -7,7 +7,7 @@ non-differentiable limit of softmax as its temperature goes to 0.
 
 import torch
 
-from ._common import check_floating, normalize_dim, opmath
+from ._common import check_floating, eager_only_jvp, normalize_dim, opmath
 
 
 def _shifted(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -53,6 +53,7 @@ class SoftmaxFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         return SoftmaxFunction._jacobian_times(ctx, grad_output), None
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, tangent, _):
         return SoftmaxFunction._jacobian_times(ctx, tangent)
@@ -85,6 +86,7 @@ class LogSoftmaxFunction(torch.autograd.Function):
         grad = g - torch.exp(opmath(y)) * g.sum(ctx.dim, keepdim=True)
         return grad.to(grad_output.dtype), None
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, tangent, _):
         """J ẋ = ẋ − ⟨e^y, ẋ⟩: each output moves by its own tangent minus the softmax-weighted mean."""
@@ -120,6 +122,7 @@ class ArgmaxFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         return None, None, None
 
+    @eager_only_jvp
     @staticmethod
     def jvp(ctx, *_):
         return None  # an integer output has no tangent

@@ -235,3 +235,29 @@ def test_elementwise_on_empty_and_zero_dim_tensors():
             got, want = getattr(actlib, name)(x), getattr(F, name)(x)
             assert got.shape == want.shape
             torch.testing.assert_close(got, want)
+
+
+def test_compile_fullgraph_and_export_trace_functions_with_a_jvp():
+    """Dynamo cannot trace a custom jvp: under a compiler the Functions hide it (eager_only_jvp)."""
+    x = torch.linspace(-3, 3, 24).reshape(4, 6)
+    for module in (actlib.GELU(), actlib.Mish(), actlib.Softmax(dim=-1), actlib.Maxout(2)):
+        compiled = torch.compile(module, fullgraph=True, backend="eager")
+        leaf = x.clone().requires_grad_()
+        y = compiled(leaf)
+        y.sum().backward()
+        torch.testing.assert_close(y, module(x))
+        exported = torch.export.export(module, (x,))
+        torch.testing.assert_close(exported.module()(x), module(x))
+    # ... while eagerly forward mode still works.
+    assert jvp(actlib.gelu, (x,), (torch.ones_like(x),))[1].shape == x.shape
+
+
+def test_mish_second_derivative_at_zero():
+    """mish″(0) = 2σ′(0)·tanh′(ln 2) + … = 0.64: autograd of a kinked max(z, 0) gave 0.96."""
+    x = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(actlib.mish, (x,))
+    (d1,) = torch.autograd.grad(actlib.mish(x).sum(), x, create_graph=True)
+    (d2,) = torch.autograd.grad(d1.sum(), x)
+    (r1,) = torch.autograd.grad(F.mish(x).sum(), x, create_graph=True)
+    (r2,) = torch.autograd.grad(r1.sum(), x)
+    torch.testing.assert_close(d2, r2)
