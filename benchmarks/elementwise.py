@@ -28,7 +28,7 @@ the thread count; ``--threads 1 2`` runs the whole timing once per thread count.
 
 Usage::
 
-    .venv/bin/python benchmarks/elementwise.py [--quick] [--no-compile] [--no-memory]
+    .venv/bin/python benchmarks/elementwise.py [--quick] [--no-compile] [--no-memory | --memory-only]
         [--threads N ...] [--only NAME ...] [--csv book/data/elementwise_benchmark.csv]
 
 ``--csv`` also writes every median (one row per device, mode, activation and variant);
@@ -459,6 +459,7 @@ def main(argv=None):
         help="thread counts to time with, one full run each (default: torch's own)",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory table")
+    parser.add_argument("--memory-only", action="store_true", help="only the peak-memory table")
     parser.add_argument("--csv", help="also write the medians to this CSV file")
     parser.add_argument("--measure-peak", nargs=4, help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args(argv)
@@ -471,7 +472,7 @@ def main(argv=None):
     repeats, warmup = (5, 1) if args.quick else (21, 3)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
-    for threads in args.threads or [torch.get_num_threads()]:
+    for threads in [] if args.memory_only else args.threads or [torch.get_num_threads()]:
         torch.set_num_threads(threads)
         rows += time_all(args, devices, log2_elements, repeats, warmup)
     if not args.no_memory:
