@@ -496,7 +496,8 @@ class GELUFunction(torch.autograd.Function):
     def derivative(x: torch.Tensor, approximate: str) -> torch.Tensor:
         x = opmath(x)
         if approximate == "tanh":
-            # Beyond |x| = 10, 1 − tanh² u is below 1e-37 while x³ may overflow: bound x there.
+            # Beyond |x| = 10, 1 − tanh² u is below 1e-37 while x² in u′ may overflow (above
+            # about 5e19, inf·0 = NaN): bound x there.
             xb = x.clamp(-10, 10)
             t = torch.tanh(_tanh_gelu_argument(xb))
             du = _TANH_GELU_SCALE * (1 + 3 * _TANH_GELU_CUBIC * xb * xb)
