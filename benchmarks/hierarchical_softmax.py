@@ -9,8 +9,8 @@ slows every method alike; each figure is the median of the rounds after a warm-u
 * a naive hierarchical softmax that loops over the batch in Python (log-space, one
   vectorised path per example; autograd then builds a full-size weight gradient for
   every example); timed on 64 examples and scaled to the batch, as its cost is linear;
-  predict = greedy descent, one example and one node at a time (the baseline the
-  issue describes; greedy is not even exact);
+  predict = greedy descent, one example and one node at a time (a common mistake:
+  the loop is slow, and greedy descent is not even exact);
 * ``HierarchicalSoftmax`` with dense and with sparse weight gradients; predict = exact
   ``predict`` on a trained model, plus greedy descent and an untrained model for reference.
 
@@ -20,21 +20,39 @@ bytes allocated during one forward + backward above what was allocated before it
 no gradients held), from the torch profiler's memory events on the CPU
 (``torch.cuda.max_memory_allocated`` on CUDA); parameters and inputs are not counted.
 
-The trained model for ``predict``: inputs are clustered along the tree (class c's centre
-is the sum of +-u_n over the nodes n on its path, with u_n random unit vectors, plus
-N(0, 1/D) noise per coordinate), and the model is trained on them by SGD with sparse
-gradients (lr 200 on the mean loss, batch 1,024). The script prints how many steps and
-the accuracy reached. Exact search prunes well only when node decisions are confident,
-so the untrained row shows the other end: the search gives up early and falls back to
-the dense log_prob.
+Two of the predict rows are best cases, and are labelled so in the CSV:
+
+* the trained model for the exact hierarchical ``predict`` is trained on synthetic
+  inputs built to match its tree (class c's centre is the sum of +-u_n over the nodes n
+  on its path, with u_n random unit vectors, plus N(0, 1/D) noise per coordinate), by
+  SGD with sparse gradients (lr 200 on the mean loss, batch 1,024); the CSV records the
+  accuracy it reached. Exact search prunes well only when node decisions are confident,
+  so the untrained row shows the other end: the search gives up and falls back to the
+  dense log_prob;
+* ``AdaptiveLogSoftmaxWithLoss.predict`` is timed on its untrained model, where most
+  rows stop at the head; trained on uniformly spread targets most rows would need a
+  tail cluster.
+
+The CSV has one row per run, device, measurement (``train``: forward + backward;
+``train+sgd``; ``predict``; ``backward``: the ablation of the custom backward), target
+distribution, N and method, with the machine (``cpu``, ``torch``, ``threads``,
+``capability``, ``gpu``, the load average at the start of the run) and every
+interleaved sample (``samples_ms``, the same round in the same position for every
+method of one table, so ratios can be taken round by round). ``--runs K`` repeats the
+whole measurement K times in one invocation, for the run-to-run spread.
 
 Usage::
 
     python benchmarks/hierarchical_softmax.py            # CPU, and CUDA when present
+    python benchmarks/hierarchical_softmax.py --runs 3   # three runs, for the spread
+    python benchmarks/hierarchical_softmax.py --threads 1  # one CPU thread (a shared machine)
     python benchmarks/hierarchical_softmax.py --quick    # fewer rounds, smaller sweep
 
-Writes book/data/hierarchical_softmax.csv (one row per device, N, target
-distribution and method) for the book's plots.
+Writes book/data/hierarchical_softmax.csv (the layout above), which
+book/experiments/softmax_at_scale.ipynb reads for its figures and for every number in its
+text; the file is rewritten after every run, so an interrupted ``--runs K`` keeps the runs
+it finished. One run of the full sweep takes about 4 minutes on a quiet 2-core CPU (much
+longer on a loaded one; the load average is recorded with every run).
 """
 
 import argparse
@@ -43,6 +61,7 @@ import csv
 import json
 import math
 import os
+import platform
 import statistics
 import tempfile
 import time
@@ -67,15 +86,27 @@ SWEEP = [1024, 4096, 16_384, 65_536, 262_144]
 QUICK_SWEEP = [1024, 16_384, 65_536]
 CSV_PATH = Path(__file__).resolve().parent.parent / "book" / "data" / "hierarchical_softmax.csv"
 CSV_FIELDS = [
+    "run",
     "device",
-    "method",
+    "cpu",
+    "gpu",
+    "torch",
+    "threads",
+    "capability",
+    "load_average",
+    "measurement",
+    "targets",
     "num_classes",
     "in_features",
     "batch_size",
-    "targets",
-    "train_step_ms",
-    "predict_ms",
+    "method",
+    "ms",
+    "samples_ms",
     "peak_mem_mb",
+    "trained_accuracy",
+    "mean_path",
+    "padded_path",
+    "note",
 ]
 
 FULL = "full softmax (Linear + CE)"
@@ -154,8 +185,8 @@ def time_interleaved(
     device: str,
     budget_s: float = 10.0,
     sample_ms: float = 50.0,
-) -> dict[str, float]:
-    """Median milliseconds per call.
+) -> dict[str, list[float]]:
+    """Milliseconds per call, one sample per round and method (take the median).
 
     A warm-up call of each method (caches, allocator, lazy initialisation) also sets
     how many calls make one sample: enough to last ``sample_ms``, as timeit does, so
@@ -172,6 +203,10 @@ def time_interleaved(
         for name, fn in work.items():
             if sum(samples[name]) * calls[name] < 1e3 * budget_s:
                 samples[name].append(time_calls(fn, calls[name], device))
+    return samples
+
+
+def medians(samples: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -297,7 +332,7 @@ def measure_num_classes(num_classes: int, device: str, rounds: int, train_steps:
     train = time_interleaved(
         {name: (lambda m=m: m.step(x, target)) for name, m in methods.items()}, rounds, device
     )
-    train[NAIVE] *= BATCH / NAIVE_BATCH
+    train[NAIVE] = [ms * BATCH / NAIVE_BATCH for ms in train[NAIVE]]
     peak = {name: peak_memory_mb(m.profiled_step(x, target), device) for name, m in methods.items()}
 
     log(f"  N={num_classes:,}: training a model for predict ({train_steps} SGD steps)")
@@ -386,7 +421,7 @@ def measure_backward_ablation(methods: dict[str, Method], batch, device: str, ro
     return time_interleaved(work, rounds, device)
 
 
-def measure_zipf(num_classes: int, device: str, rounds: int) -> dict[str, float]:
+def measure_zipf(num_classes: int, device: str, rounds: int):
     """Training steps on Zipf-distributed targets, AdaptiveLogSoftmax's home ground."""
     generator = torch.Generator().manual_seed(0)
     frequency = 1.0 / torch.arange(1, num_classes + 1, dtype=torch.float64)
@@ -397,9 +432,19 @@ def measure_zipf(num_classes: int, device: str, rounds: int) -> dict[str, float]
     huffman = HierarchicalSoftmax(IN_FEATURES, num_classes, counts=frequency, sparse=True)
     methods[HS_HUFFMAN] = Method(HS_HUFFMAN, huffman.to(device), lambda x, t: huffman(x, t).loss)
     chosen = (ADAPTIVE, HS_SPARSE, HS_HUFFMAN)
-    return time_interleaved(
+    samples = time_interleaved(
         {name: (lambda m=methods[name]: m.step(x, target)) for name in chosen}, rounds, device
     )
+    # Both trees pad every path to their longest one: the (B, L) layout does L steps of
+    # work per example however short its own path is.
+    paths = {
+        name: (
+            methods[name].module.path_lengths[target].double().mean().item(),
+            methods[name].module.path_nodes.shape[1],
+        )
+        for name in (HS_SPARSE, HS_HUFFMAN)
+    }
+    return samples, paths
 
 
 # -- reporting ---------------------------------------------------------------------------
@@ -486,32 +531,107 @@ def print_targets(train, predict, with_sgd):
     check("exact predict (trained) vs full softmax argmax", predict[FULL] / predict[HS_EXACT], 5)
 
 
-def csv_rows(device, results):
-    train_names = (FULL, ADAPTIVE, NAIVE, HS_DENSE, HS_SPARSE)
-    predict_of = {
-        FULL: FULL,
-        ADAPTIVE: ADAPTIVE,
-        NAIVE: NAIVE_GREEDY,
-        HS_SPARSE: HS_EXACT,
-        HS_DENSE: HS_EXACT,
+PREDICT_NOTES = {
+    ADAPTIVE: "best case: untrained model, most rows stop at the head",
+    HS_EXACT: "best case: trained on synthetic inputs built to match the tree",
+    HS_GREEDY: "inexact; the trained model of the exact predict",
+    HS_UNTRAINED: "untrained model: the search falls back to the dense log_prob",
+    NAIVE_GREEDY: "inexact; one example and one node at a time",
+}
+
+
+def machine(device: str) -> dict[str, object]:
+    """What the timings depend on, for every row of the CSV."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} logical cores",
+        "gpu": torch.cuda.get_device_name() if device == "cuda" else "",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "capability": torch.backends.cpu.get_cpu_capability(),
     }
+
+
+def row(common, measurement, targets, n, name, samples, **extra):
+    return {
+        **common,
+        "measurement": measurement,
+        "targets": targets,
+        "num_classes": n,
+        "in_features": IN_FEATURES,
+        "batch_size": BATCH,
+        "method": name,
+        "ms": round(statistics.median(samples), 3),
+        "samples_ms": " ".join(f"{ms:.3f}" for ms in samples),
+        **extra,
+    }
+
+
+def csv_rows(common, results, with_sgd, zipf, paths, ablation):
     rows = []
-    for n, (train, predict, peak, *_rest) in sorted(results.items()):
-        for name in train_names:
+    for n, (train, predict, peak, peak_predict, accuracy, *_rest) in sorted(results.items()):
+        for name, samples in train.items():
+            note = f"timed on {NAIVE_BATCH} examples, scaled to {BATCH}" if name == NAIVE else ""
             rows.append(
-                {
-                    "device": device,
-                    "method": name,
-                    "num_classes": n,
-                    "in_features": IN_FEATURES,
-                    "batch_size": BATCH,
-                    "targets": "uniform",
-                    "train_step_ms": round(train[name], 3),
-                    "predict_ms": round(predict[predict_of[name]], 3),
-                    "peak_mem_mb": round(peak[name], 2),
-                }
-            )
+                row(common, "train", "uniform", n, name, samples,
+                    peak_mem_mb=round(peak[name], 2), note=note)
+            )  # fmt: skip
+        for name, samples in predict.items():
+            extra = {"note": PREDICT_NOTES.get(name, "")}
+            if name in (HS_EXACT, HS_GREEDY):
+                extra["trained_accuracy"] = round(accuracy, 4)
+            if name == HS_EXACT:
+                extra["peak_mem_mb"] = round(peak_predict, 2)
+            rows.append(row(common, "predict", "uniform", n, name, samples, **extra))
+    for name, samples in with_sgd.items():
+        rows.append(row(common, "train+sgd", "uniform", MAIN_N, name, samples))
+    for name, samples in zipf.items():
+        mean_path, padded = paths.get(name, ("", ""))
+        extra = {"mean_path": round(mean_path, 3), "padded_path": padded} if padded else {}
+        rows.append(row(common, "train", "zipf", MAIN_N, name, samples, **extra))
+    for name, samples in ablation.items():
+        rows.append(row(common, "backward", "uniform", MAIN_N, name, samples))
     return rows
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def report(device, results, with_sgd, zipf, paths, ablation):
+    """The tables of one run and device, from the medians of its rounds."""
+    train, predict, peak, peak_predict, accuracy, *_rest = results[MAIN_N]
+    train, predict, with_sgd = medians(train), medians(predict), medians(with_sgd)
+    zipf, ablation = medians(zipf), medians(ablation)
+    where = device if device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    print_main_tables(
+        train,
+        with_sgd,
+        predict,
+        peak,
+        peak_predict,
+        accuracy,
+        f"N = {MAIN_N:,}, D = {IN_FEATURES}, B = {BATCH:,}, float32, {where}",
+    )
+    print_sweep({n: (medians(r[0]), medians(r[1])) for n, r in results.items()})
+    print(f"\nZipf(1) targets, N = {MAIN_N:,}: training step ms")
+    for name, value in zipf.items():
+        path = paths.get(name)
+        shape = f"  mean path {path[0]:.1f}, padded to {path[1]}" if path else ""
+        print(f"  {name:34} {value:9.1f} {ratio(value, zipf[HS_SPARSE])}{shape}")
+    print(f"\nBackward pass, N = {MAIN_N:,}: training step ms")
+    for name, value in ablation.items():
+        print(f"  {name:34} {value:9.1f}")
+    print_targets(train, predict, with_sgd)
 
 
 def main() -> None:
@@ -524,7 +644,15 @@ def main() -> None:
         help="device(s) to measure (default: cpu, and cuda when present)",
     )
     parser.add_argument("--csv", type=Path, default=CSV_PATH, help="where to write the CSV")
+    parser.add_argument(
+        "--runs", type=int, default=1, help="repeat the whole measurement (run-to-run spread)"
+    )
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: torch's own choice)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = args.device or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     sweep = QUICK_SWEEP if args.quick else SWEEP
     rounds, main_rounds = (2, 3) if args.quick else (3, 7)
@@ -540,60 +668,28 @@ def main() -> None:
         f"load average at start {os.getloadavg()[0]:.2f}"
     )
     rows = []
-    for device in devices:
-        log(f"device {device}")
-        results = {}
-        for n in sweep:
-            results[n] = measure_num_classes(
-                n, device, main_rounds if n == MAIN_N else rounds, train_steps, log
-            )
-        train, predict, peak, peak_predict, accuracy, methods, batch = results[MAIN_N]
-        log(f"  N={MAIN_N:,}: training steps with an SGD update")
-        with_sgd = measure_train_with_sgd(methods, batch, device, main_rounds)
-        log(f"  N={MAIN_N:,}: Zipf-distributed targets")
-        zipf = measure_zipf(MAIN_N, device, main_rounds)
-        log(f"  N={MAIN_N:,}: custom backward against autograd")
-        ablation = measure_backward_ablation(methods, batch, device, main_rounds)
+    for run in range(args.runs):
+        for device in devices:
+            log(f"run {run + 1} of {args.runs}, device {device}")
+            common = {"run": run, "device": device, **machine(device)}
+            common["load_average"] = f"{os.getloadavg()[0]:.2f}"
+            results = {}
+            for n in sweep:
+                results[n] = measure_num_classes(
+                    n, device, main_rounds if n == MAIN_N else rounds, train_steps, log
+                )
+            *_main, methods, batch = results[MAIN_N]
+            log(f"  N={MAIN_N:,}: training steps with an SGD update")
+            with_sgd = measure_train_with_sgd(methods, batch, device, main_rounds)
+            log(f"  N={MAIN_N:,}: Zipf-distributed targets")
+            zipf, paths = measure_zipf(MAIN_N, device, main_rounds)
+            log(f"  N={MAIN_N:,}: custom backward against autograd")
+            ablation = measure_backward_ablation(methods, batch, device, main_rounds)
+            report(device, results, with_sgd, zipf, paths, ablation)
+            rows += csv_rows(common, results, with_sgd, zipf, paths, ablation)
+        write_csv(args.csv, rows)  # after every run: an interrupted --runs K keeps the rest
+        log(f"wrote {len(rows)} rows to {args.csv}")
 
-        where = device if device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
-        print_main_tables(
-            train,
-            with_sgd,
-            predict,
-            peak,
-            peak_predict,
-            accuracy,
-            f"N = {MAIN_N:,}, D = {IN_FEATURES}, B = {BATCH:,}, float32, {where}",
-        )
-        print_sweep(results)
-        print(f"\nZipf(1) targets, N = {MAIN_N:,}: training step ms")
-        for name, value in zipf.items():
-            print(f"  {name:34} {value:9.1f} {ratio(value, zipf[HS_HUFFMAN])}")
-        print(f"\nBackward pass, N = {MAIN_N:,}: training step ms")
-        for name, value in ablation.items():
-            print(f"  {name:34} {value:9.1f}")
-        print_targets(train, predict, with_sgd)
-        rows += csv_rows(device, results)
-        rows += [
-            {
-                "device": device,
-                "method": name,
-                "num_classes": MAIN_N,
-                "in_features": IN_FEATURES,
-                "batch_size": BATCH,
-                "targets": "zipf",
-                "train_step_ms": round(value, 3),
-                "predict_ms": "",
-                "peak_mem_mb": "",
-            }
-            for name, value in zipf.items()
-        ]
-
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    with args.csv.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
     print(
         f"\nwrote {args.csv}; {time.perf_counter() - started:.0f} s in all; "
         f"load average at end {os.getloadavg()[0]:.2f}"
