@@ -92,7 +92,11 @@ def plot_function_and_derivative(
     colour = line.get_color()
     xd, dyd = xs, dy
     for kink in sorted(kinks):
-        # Break the dashed line at the jump: a NaN point is not drawn.
+        # Break the dashed line at the jump: a NaN point is not drawn. A grid point exactly
+        # at the kink is dropped first (its dot is drawn below), or it would be joined to
+        # one side by a near-vertical segment.
+        off_kink = xd != kink
+        xd, dyd = xd[off_kink], dyd[off_kink]
         cut = int(np.searchsorted(xd, kink))
         xd = np.insert(xd, cut, kink)
         dyd = np.insert(dyd, cut, np.nan)

@@ -41,3 +41,14 @@ def test_without_kinks_the_curves_are_autograd_values():
     np.testing.assert_allclose(derivative.get_ydata(), s * (1 - s), rtol=1e-12)
     assert not any(math.isnan(v) for v in derivative.get_ydata())
     plt.close(fig)
+
+
+def test_a_grid_point_on_the_kink_is_not_joined_to_either_side():
+    fig, ax = plt.subplots()
+    actlib.plotting.plot_function_and_derivative(
+        actlib.relu, ax=ax, x_range=(-1, 1), num=201, kinks=[0.0]
+    )
+    xd, yd = ax.get_lines()[1].get_data()
+    at_kink = np.flatnonzero(xd == 0.0)
+    assert len(at_kink) == 1 and np.isnan(yd[at_kink[0]])
+    plt.close(fig)
