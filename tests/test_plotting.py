@@ -46,9 +46,10 @@ def test_without_kinks_the_curves_are_autograd_values():
 def test_a_grid_point_on_the_kink_is_not_joined_to_either_side():
     fig, ax = plt.subplots()
     actlib.plotting.plot_function_and_derivative(
-        actlib.relu, ax=ax, x_range=(-1, 1), num=201, kinks=[0.0]
-    )
+        actlib.relu, ax=ax, x_range=(-2, 2), num=5, kinks=[0.0]
+    )  # -2, -1, 0, 1, 2: one grid point exactly on the kink
     xd, yd = ax.get_lines()[1].get_data()
     at_kink = np.flatnonzero(xd == 0.0)
     assert len(at_kink) == 1 and np.isnan(yd[at_kink[0]])
+    assert np.isnan(yd).sum() == 1  # the break only, no stray gap
     plt.close(fig)
