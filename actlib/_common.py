@@ -1,6 +1,9 @@
 """Plumbing shared by every Function: input checks and the half-precision "opmath" rule."""
 
+import operator
+
 import torch
+from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
 _HALF_TYPES = (torch.float16, torch.bfloat16)
 
@@ -36,8 +39,12 @@ def normalize_dim(dim: int, ndim: int, name: str) -> int:
 
     A 0-d tensor is treated as having one dimension, as PyTorch's reductions do.
     """
-    if isinstance(dim, bool) or not isinstance(dim, int):
-        raise TypeError(f"actlib.{name}: dim must be an int, got {type(dim).__name__}")
+    if isinstance(dim, bool):
+        raise TypeError(f"actlib.{name}: dim must be an int, got bool")
+    try:
+        dim = operator.index(dim)  # an int, or an integer like numpy's int64, as torch takes
+    except TypeError:
+        raise TypeError(f"actlib.{name}: dim must be an int, got {type(dim).__name__}") from None
     rank = max(ndim, 1)
     if not -rank <= dim < rank:
         raise IndexError(
@@ -55,6 +62,11 @@ class eager_only_jvp:  # noqa: N801 (used as a decorator, like staticmethod)
     ``torch.autograd.Function``'s own, so the Function is traced through its forward and
     backward; eagerly it is the hand-derived jvp, so forward-mode AD (``torch.func.jvp``,
     ``jacfwd``, ``hessian``, ``forward_ad``) works. Put it above ``@staticmethod``.
+
+    Forward over forward (``jacfwd(jacfwd(f))``, a ``jvp`` of a ``jvp``) is refused with
+    a clear error: torch does not push the outer tangent through a custom Function's jvp,
+    so the result would silently be 0 (a minimal Function with a jvp shows it too).
+    ``torch.func.hessian`` (forward over reverse) and ``jacrev`` of anything are exact.
     """
 
     def __init__(self, jvp: staticmethod):
@@ -63,4 +75,21 @@ class eager_only_jvp:  # noqa: N801 (used as a decorator, like staticmethod)
     def __get__(self, instance, owner):
         if torch.compiler.is_compiling():
             return torch.autograd.Function.jvp
-        return self.jvp.__get__(instance, owner)
+        jvp = self.jvp.__get__(instance, owner)
+
+        def refusing_forward_over_forward(ctx, *tangents):
+            _refuse_nested_forward_mode(owner.__name__)
+            return jvp(ctx, *tangents)
+
+        return refusing_forward_over_forward
+
+
+def _refuse_nested_forward_mode(function: str) -> None:
+    levels = [i for i in retrieve_all_functorch_interpreters() if "Jvp" in str(i.key())]
+    if len(levels) > 1:
+        raise RuntimeError(
+            f"actlib: forward-mode AD of forward-mode AD (e.g. jacfwd(jacfwd(f))) through "
+            f"{function} would silently give 0: torch does not propagate the outer tangent "
+            "through a custom autograd.Function's jvp. Use torch.func.hessian (forward over "
+            "reverse), jacfwd(jacrev(f)) or jacrev(jacrev(f)) instead."
+        )

@@ -16,7 +16,8 @@ An *activation* is given either as a name from :data:`actlib.catalog.CATALOG`
 (``"relu"``, ``"maxout"`` …) or as a factory: a callable with no arguments that returns a
 fresh ``nn.Module`` (``torch.nn.Tanh``, ``lambda: actlib.LeakyReLU(0.2)``). A module with
 a ``num_pieces`` attribute (maxout) takes ``num_pieces`` times as many inputs as it has
-outputs, and :func:`build_mlp` widens the linear layer before it accordingly.
+outputs, a gated unit (GLU, ReGLU, GEGLU, SwiGLU) twice as many, and :func:`build_mlp`
+widens the linear layer before it accordingly.
 
 Randomness comes from seeded CPU generators (:func:`actlib.device.stream_generator`), never
 from the global RNG, so a model, its data order and hence a whole training run are
@@ -36,6 +37,7 @@ from torch import nn
 
 from .catalog import CATALOG
 from .device import stream_generator
+from .modules import GLU
 
 ActivationLike = str | Callable[[], nn.Module]
 
@@ -44,6 +46,16 @@ INITS = ("default", "lecun", "xavier", "he")
 
 
 # ----------------------------------------------------------------------------- models
+
+
+_HIDDEN_KINDS = ("elementwise", "parametric", "maxout", "gated")
+
+
+def inputs_per_output(activation: nn.Module) -> int:
+    """How many inputs ``activation`` reads per output: 2 for a gated unit, k for maxout, else 1."""
+    if isinstance(activation, GLU):  # ReGLU, GEGLU and SwiGLU are GLU's subclasses
+        return 2
+    return getattr(activation, "num_pieces", 1)
 
 
 def activation_factory(activation: ActivationLike) -> Callable[[], nn.Module]:
@@ -62,7 +74,7 @@ def activation_factory(activation: ActivationLike) -> Callable[[], nn.Module]:
             "callable that returns an nn.Module"
         )
     record = CATALOG[activation]
-    if record.kind not in ("elementwise", "parametric", "maxout"):
+    if record.kind not in _HIDDEN_KINDS:
         raise ValueError(
             f"{activation!r} (kind {record.kind!r}) is not a hidden-layer activation; use one of "
             f"{hidden_activations()}"
@@ -73,13 +85,10 @@ def activation_factory(activation: ActivationLike) -> Callable[[], nn.Module]:
 def hidden_activations() -> list[str]:
     """Catalog names usable between the layers of an MLP, in catalog order.
 
-    Those are the element-wise activations, PReLU (one learnable slope) and maxout.
+    Those are the element-wise activations, PReLU (one learnable slope), maxout and the
+    gated units.
     """
-    return [
-        name
-        for name, record in CATALOG.items()
-        if record.kind in ("elementwise", "parametric", "maxout")
-    ]
+    return [name for name, record in CATALOG.items() if record.kind in _HIDDEN_KINDS]
 
 
 def _init_linear(layer: nn.Linear, init: str, generator: torch.Generator) -> None:
@@ -138,7 +147,7 @@ def build_mlp(
     fan_in = in_features
     for _ in range(depth):
         act = factory()
-        pieces = getattr(act, "num_pieces", 1)
+        pieces = inputs_per_output(act)
         # skip_init: build without drawing from the global RNG, then initialise ourselves.
         linear = nn.utils.skip_init(nn.Linear, fan_in, width * pieces)
         _init_linear(linear, init, generator)

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import elementwise as E
+from . import gated as G
+from . import hard as H
 from . import modules as M
 from .maxout import maxout
 from .softmax import argmax, log_softmax, softmax
@@ -24,6 +26,7 @@ class Activation:
 
     ``kind`` says how it is called: ``"elementwise"`` (``f(x, **kwargs)``, same shape),
     ``"parametric"`` (``f(x, weight)``), ``"dim"`` (along ``dim``, same shape),
+    ``"gated"`` (halves along ``dim``, half the size),
     ``"index"`` (integer output) or ``"maxout"`` (shrinks ``dim``). ``examples`` are the
     keyword arguments the tests and the book exercise; for ``"parametric"`` the
     ``weight`` is given as a float and becomes a one-element tensor.
@@ -59,6 +62,38 @@ def maxout_reference(input: torch.Tensor, num_pieces: int, dim: int = -1) -> tor
     dim = dim % input.dim()
     shape = [*input.shape[:dim], input.shape[dim] // num_pieces, num_pieces]
     return input.reshape(*shape, *input.shape[dim + 1 :]).amax(dim + 1)
+
+
+def _halves(input: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return input.chunk(2, dim)
+
+
+def reglu_reference(input: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """relu(a) ⊗ b composed from torch ops, the reference for :func:`actlib.reglu`."""
+    a, b = _halves(input, dim)
+    return F.relu(a) * b
+
+
+def geglu_reference(input: torch.Tensor, dim: int = -1, approximate: str = "none") -> torch.Tensor:
+    """gelu(a) ⊗ b composed from torch ops, the reference for :func:`actlib.geglu`."""
+    a, b = _halves(input, dim)
+    return F.gelu(a, approximate=approximate) * b
+
+
+def swiglu_reference(input: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """silu(a) ⊗ b composed from torch ops, the reference for :func:`actlib.swiglu`."""
+    a, b = _halves(input, dim)
+    return F.silu(a) * b
+
+
+def squared_relu_reference(input: torch.Tensor) -> torch.Tensor:
+    """relu(x)² composed from torch ops (torch has no functional for it)."""
+    return F.relu(input).square()
+
+
+def quick_gelu_reference(input: torch.Tensor) -> torch.Tensor:
+    """x σ(1.702 x) composed from torch ops, the form of CLIP's ``QuickGELU``."""
+    return input * torch.sigmoid(1.702 * input)
 
 
 _RECORDS = (
@@ -127,6 +162,22 @@ _RECORDS = (
         citation="nair2010",
     ),
     Activation(
+        name="squared_relu",
+        title="Squared ReLU",
+        formula=r"\operatorname{relu}^2(x) = \max(x, 0)^2",
+        derivative=r"(\operatorname{relu}^2)'(x) = 2\max(x, 0)",
+        output_range=r"[0, \infty)",
+        zero_centred=False,
+        monotonic=True,
+        smooth=False,
+        saturating="negative",
+        functional=E.squared_relu,
+        module=M.SquaredReLU,
+        reference=squared_relu_reference,
+        chapter="book/rectifiers/relu",
+        citation="so2021",
+    ),
+    Activation(
         name="leaky_relu",
         title="Leaky ReLU",
         formula=r"\operatorname{leaky}(x) = \begin{cases} x & x > 0 \\ a x & x \le 0 \end{cases}",
@@ -165,6 +216,26 @@ _RECORDS = (
         examples=({"weight": 0.25}, {"weight": -0.5}),
     ),
     Activation(
+        name="rrelu",
+        title="Randomized leaky ReLU",
+        formula=(
+            r"\operatorname{rrelu}(x) = \begin{cases} x & x > 0 \\ a x & x \le 0 \end{cases},"
+            r"\quad a \sim U(l, u) \text{ in training, } \tfrac{l + u}{2} \text{ in eval}"
+        ),
+        derivative=r"\operatorname{rrelu}'(x) = \begin{cases} 1 & x > 0 \\ a & x \le 0 \end{cases}",
+        output_range=r"(-\infty, \infty)",
+        zero_centred=False,
+        monotonic=True,
+        smooth=False,
+        saturating="none",
+        functional=E.rrelu,
+        module=M.RReLU,
+        reference=F.rrelu,
+        chapter="book/rectifiers/leaky_relu",
+        citation="xu2015",
+        examples=({}, {"lower": 0.1, "upper": 0.3}),
+    ),
+    Activation(
         name="elu",
         title="ELU",
         formula=r"\operatorname{elu}(x) = \begin{cases} x & x > 0 \\ \alpha (e^{x} - 1) & x \le 0 \end{cases}",
@@ -180,6 +251,25 @@ _RECORDS = (
         chapter="book/rectifiers/elu",
         citation="clevert2015",
         examples=({}, {"alpha": 0.5}),
+    ),
+    Activation(
+        name="celu",
+        title="CELU",
+        formula=(
+            r"\operatorname{celu}(x) = \max(x, 0) + \min\bigl(0, \alpha (e^{x/\alpha} - 1)\bigr)"
+        ),
+        derivative=r"\operatorname{celu}'(x) = \begin{cases} 1 & x > 0 \\ e^{x/\alpha} & x \le 0 \end{cases}",
+        output_range=r"(-\alpha, \infty)",
+        zero_centred=False,
+        monotonic=True,
+        smooth=False,  # C¹ for every α, not C²
+        saturating="negative",
+        functional=E.celu,
+        module=M.CELU,
+        reference=F.celu,
+        chapter="book/rectifiers/elu",
+        citation="barron2017",
+        examples=({}, {"alpha": 0.5}, {"alpha": 2.0}),
     ),
     Activation(
         name="selu",
@@ -275,6 +365,25 @@ _RECORDS = (
         examples=({}, {"approximate": "tanh"}),
     ),
     Activation(
+        name="quick_gelu",
+        title="QuickGELU",
+        formula=r"\operatorname{quick\_gelu}(x) = x\,\sigma(1.702\,x)",
+        derivative=(
+            r"\operatorname{quick\_gelu}'(x) = \sigma(kx)\bigl(1 + kx\,(1 - \sigma(kx))\bigr),"
+            r"\quad k = 1.702"
+        ),
+        output_range=r"[\approx -0.164, \infty)",
+        zero_centred=False,
+        monotonic=False,
+        smooth=True,
+        saturating="negative",
+        functional=E.quick_gelu,
+        module=M.QuickGELU,
+        reference=quick_gelu_reference,
+        chapter="book/smooth/gelu",
+        citation="radford2021",
+    ),
+    Activation(
         name="mish",
         title="Mish",
         formula=r"\operatorname{mish}(x) = x \tanh\bigl(\operatorname{softplus}(x)\bigr)",
@@ -292,6 +401,161 @@ _RECORDS = (
         reference=F.mish,
         chapter="book/smooth/mish",
         citation="misra2019",
+    ),
+    Activation(
+        name="glu",
+        title="GLU",
+        formula=r"\operatorname{glu}([a, b]) = a \otimes \sigma(b)",
+        derivative=(
+            r"\frac{\partial y}{\partial a} = \sigma(b),"
+            r"\quad \frac{\partial y}{\partial b} = a\,\sigma(b)\,(1 - \sigma(b))"
+        ),
+        output_range=r"(-\infty, \infty)",
+        zero_centred=False,
+        monotonic=False,
+        smooth=True,
+        saturating="none",
+        functional=G.glu,
+        module=M.GLU,
+        reference=F.glu,
+        chapter="book/modern/gated_linear_units",
+        citation="dauphin2017",
+        kind="gated",
+        examples=({"dim": -1}, {"dim": 1}),
+    ),
+    Activation(
+        name="reglu",
+        title="ReGLU",
+        formula=r"\operatorname{reglu}([a, b]) = \operatorname{relu}(a) \otimes b",
+        derivative=(
+            r"\frac{\partial y}{\partial a} = \operatorname{relu}'(a)\, b,"
+            r"\quad \frac{\partial y}{\partial b} = \operatorname{relu}(a)"
+        ),
+        output_range=r"(-\infty, \infty)",
+        zero_centred=False,
+        monotonic=False,
+        smooth=False,
+        saturating="none",
+        functional=G.reglu,
+        module=M.ReGLU,
+        reference=reglu_reference,
+        chapter="book/modern/gated_linear_units",
+        citation="shazeer2020",
+        kind="gated",
+        examples=({"dim": -1}, {"dim": 1}),
+    ),
+    Activation(
+        name="geglu",
+        title="GEGLU",
+        formula=r"\operatorname{geglu}([a, b]) = \operatorname{gelu}(a) \otimes b",
+        derivative=(
+            r"\frac{\partial y}{\partial a} = \operatorname{gelu}'(a)\, b,"
+            r"\quad \frac{\partial y}{\partial b} = \operatorname{gelu}(a)"
+        ),
+        output_range=r"(-\infty, \infty)",
+        zero_centred=False,
+        monotonic=False,
+        smooth=True,
+        saturating="none",
+        functional=G.geglu,
+        module=M.GEGLU,
+        reference=geglu_reference,
+        chapter="book/modern/gated_linear_units",
+        citation="shazeer2020",
+        kind="gated",
+        examples=({"dim": -1}, {"dim": 1, "approximate": "tanh"}),
+    ),
+    Activation(
+        name="swiglu",
+        title="SwiGLU",
+        formula=r"\operatorname{swiglu}([a, b]) = \operatorname{silu}(a) \otimes b",
+        derivative=(
+            r"\frac{\partial y}{\partial a} = \operatorname{silu}'(a)\, b,"
+            r"\quad \frac{\partial y}{\partial b} = \operatorname{silu}(a)"
+        ),
+        output_range=r"(-\infty, \infty)",
+        zero_centred=False,
+        monotonic=False,
+        smooth=True,
+        saturating="none",
+        functional=G.swiglu,
+        module=M.SwiGLU,
+        reference=swiglu_reference,
+        chapter="book/modern/gated_linear_units",
+        citation="shazeer2020",
+        kind="gated",
+        examples=({"dim": -1}, {"dim": 1}),
+    ),
+    Activation(
+        name="relu6",
+        title="ReLU6",
+        formula=r"\operatorname{relu6}(x) = \min(\max(x, 0), 6)",
+        derivative=r"\operatorname{relu6}'(x) = \begin{cases} 1 & 0 < x < 6 \\ 0 & \text{otherwise} \end{cases}",
+        output_range=r"[0, 6]",
+        zero_centred=False,
+        monotonic=True,
+        smooth=False,
+        saturating="both",
+        functional=H.relu6,
+        module=M.ReLU6,
+        reference=F.relu6,
+        chapter="book/modern/hard_activations",
+        citation="sandler2018",
+    ),
+    Activation(
+        name="hardtanh",
+        title="Hardtanh",
+        formula=r"\operatorname{hardtanh}(x) = \min(\max(x, l), u)",
+        derivative=r"\operatorname{hardtanh}'(x) = \begin{cases} 1 & l < x < u \\ 0 & \text{otherwise} \end{cases}",
+        output_range=r"[l, u],\ \text{default } [-1, 1]",
+        zero_centred=True,  # for the default bounds [-1, 1]
+        monotonic=True,
+        smooth=False,
+        saturating="both",
+        functional=H.hardtanh,
+        module=M.Hardtanh,
+        reference=F.hardtanh,
+        chapter="book/modern/hard_activations",
+        citation="collobert2004",
+        examples=({}, {"min_val": -2.0, "max_val": 0.5}),
+    ),
+    Activation(
+        name="hardsigmoid",
+        title="Hardsigmoid",
+        formula=r"\operatorname{hardsigmoid}(x) = \operatorname{relu6}(x + 3) / 6",
+        derivative=(
+            r"\operatorname{hardsigmoid}'(x) = \begin{cases} 1/6 & -3 < x < 3 \\ "
+            r"0 & \text{otherwise} \end{cases}"
+        ),
+        output_range=r"[0, 1]",
+        zero_centred=False,
+        monotonic=True,
+        smooth=False,
+        saturating="both",
+        functional=H.hardsigmoid,
+        module=M.Hardsigmoid,
+        reference=F.hardsigmoid,
+        chapter="book/modern/hard_activations",
+        citation="howard2019",
+    ),
+    Activation(
+        name="hardswish",
+        title="Hardswish",
+        formula=r"\operatorname{hardswish}(x) = x\,\operatorname{relu6}(x + 3) / 6",
+        derivative=(
+            r"\operatorname{hardswish}'(x) = \begin{cases} 0 & x \le -3 \\ "
+            r"x/3 + 1/2 & -3 < x < 3 \\ 1 & x \ge 3 \end{cases}"
+        ),
+        output_range=r"[-0.375, \infty)",
+        zero_centred=False,
+        monotonic=False,
+        smooth=False,
+        saturating="negative",
+        functional=H.hardswish,
+        module=M.Hardswish,
+        reference=F.hardswish,
+        chapter="book/modern/hard_activations",
+        citation="howard2019",
     ),
     Activation(
         name="softmax",

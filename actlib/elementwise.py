@@ -49,7 +49,12 @@ def _no_negative_inf(x: torch.Tensor) -> torch.Tensor:
 
 
 def _sigmoid(z: torch.Tensor) -> torch.Tensor:
-    r"""σ(z) = 1 / (1 + e^{-z}) as a new tensor; e^{-z} overflowing to inf correctly gives 0.
+    r"""σ(z) = 1 / (1 + e^{-z}) as a new tensor; where e^{-z} overflows it gives 0.
+
+    That 0 is exact in the limit and within the dtype's smallest normal number below it:
+    in float32, e^{-z} overflows for z < −88.7, where σ(z) < 3e-39 (float32 subnormals
+    reach 1.4e-45, so σ(−100) = 3.7e-44 becomes 0). Accepting that absolute error of
+    less than 1.2e-38 keeps σ at four plain passes, without a branch per sign.
 
     Works in place on its own temporary, so only for forwards (which run without
     autograd); derivatives call :class:`SigmoidFunction` instead.
@@ -74,10 +79,14 @@ def _log1pexp(z: torch.Tensor, differentiable: bool = True) -> torch.Tensor:
     return z.abs().neg_().exp_().log1p_().add_(z.clamp_min(0))
 
 
-def _check_number(value, what: str, name: str) -> None:
+def _check_number(value, what: str, name: str, allow_infinite: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"actlib.{name}: {what} must be a real number, got {value!r}")
-    if not math.isfinite(value):
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float64, e.g. 10**400
+        raise ValueError(f"actlib.{name}: {what} is too large for a float, got {value!r}") from None
+    if math.isnan(value) or (math.isinf(value) and not allow_infinite):
         raise ValueError(f"actlib.{name}: {what} must be finite, got {value!r}")
 
 
@@ -252,6 +261,37 @@ class ReLUFunction(torch.autograd.Function):
         return ReLUFunction._pass_where_positive(ctx, tangent)
 
 
+class SquaredReLUFunction(torch.autograd.Function):
+    r"""relu(x)² = max(x, 0)², derivative 2 max(x, 0) (0 at the kink); saves the input.
+
+    The derivative calls :class:`ReLUFunction`, so the second derivative 2·[x > 0] follows.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input):
+        r = opmath(input).clamp_min(0)
+        return r.mul_(r).to(input.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _save(ctx, inputs[0])
+
+    @staticmethod
+    def derivative(x: torch.Tensor) -> torch.Tensor:
+        return 2 * ReLUFunction.apply(opmath(x))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return _times(grad_output, SquaredReLUFunction.derivative(*ctx.saved_tensors))
+
+    @eager_only_jvp
+    @staticmethod
+    def jvp(ctx, tangent):
+        return _times(tangent, SquaredReLUFunction.derivative(*ctx.saved_tensors))
+
+
 class LeakyReLUFunction(torch.autograd.Function):
     r"""leaky_relu(x) = x for x > 0 else a·x; derivative 1 or a (a at the kink); saves the input."""
 
@@ -281,6 +321,33 @@ class LeakyReLUFunction(torch.autograd.Function):
     @staticmethod
     def jvp(ctx, tangent, _):
         return LeakyReLUFunction._slope_times(ctx, tangent)
+
+
+class RReLUFunction(torch.autograd.Function):
+    r"""rrelu(x) = x · s for a given per-element slope s (1 where x > 0); derivative s.
+
+    The slopes are drawn outside, by :func:`rrelu`, and saved: the backward multiplies by
+    the very slopes the forward used, never by a fresh draw. Saves only the slopes.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input, slopes):
+        return (opmath(input) * slopes).to(input.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _save(ctx, inputs[1])
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return _times(grad_output, *ctx.saved_tensors), None
+
+    @eager_only_jvp
+    @staticmethod
+    def jvp(ctx, tangent, _):
+        return _times(tangent, *ctx.saved_tensors)
 
 
 def _broadcast_prelu_weight(weight: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -337,39 +404,47 @@ class PReLUFunction(torch.autograd.Function):
 
 
 class ELUFunction(torch.autograd.Function):
-    r"""scale · (x for x > 0 else α(e^x − 1)); derivative scale · (1 or α e^x); saves the input.
+    r"""scale · (x for x > 0 else α(e^{x/d} − 1)); derivative scale · (1 or (α/d) e^{x/d}); saves the input.
 
-    With scale = 1 this is ELU; with the SELU constants it is SELU. ``expm1`` keeps
-    precision near 0; ``exp`` in the derivative only ever sees ``min(x, 0)`` so it cannot
-    overflow into the branch that is thrown away.
+    With scale = d = 1 this is ELU; with the SELU constants it is SELU; with d = α
+    (``divisor``) it is CELU, whose derivative e^{x/α} is 1 at the kink for every α: α/d
+    is then exactly 1 (x/x is), where α · (1/α) may round to 0.9999999999999999.
+    ``expm1`` keeps precision near 0; ``exp`` in the derivative only ever sees
+    ``min(x, 0)`` so it cannot overflow into the branch that is thrown away.
     """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(input, alpha, scale):
+    def forward(input, alpha, scale, divisor=1.0):
         x = opmath(input)
-        # max(x, 0) + α(e^{min(x, 0)} − 1): each term is 0 on the other side of the kink, so
+        # max(x, 0) + α(e^{min(x, 0)/d} − 1): each term is 0 on the other side of the kink, so
         # no torch.where is needed (a masked select costs several plain passes on the CPU).
-        y = x.clamp_max(0).expm1_().mul_(alpha).add_(x.clamp_min(0))
+        # Dividing (not multiplying by 1/d) keeps 0/d = 0 for a tiny d, where 1/d is inf.
+        negative = x.clamp_max(0)
+        if divisor != 1:
+            negative.div_(divisor)
+        y = negative.expm1_().mul_(alpha).add_(x.clamp_min(0))
         return (y.mul_(scale) if scale != 1 else y).to(input.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         _save(ctx, inputs[0])
         ctx.alpha, ctx.scale = inputs[1], inputs[2]
+        ctx.divisor = inputs[3] if len(inputs) > 3 else 1.0
 
     @staticmethod
     def derivative(ctx) -> torch.Tensor:
         (x,) = ctx.saved_tensors
         x32 = opmath(x)
+        d = ctx.divisor
         # `x <= 0` rather than `x > 0`: at a NaN input the gradient passes on scaled, as in PyTorch.
-        slope = torch.where(x32 <= 0, ctx.alpha * torch.exp(x32.clamp_max(0)), 1)
+        slope = torch.where(x32 <= 0, (ctx.alpha / d) * torch.exp(x32.clamp_max(0) / d), 1)
         return slope * ctx.scale
 
     @staticmethod
     def backward(ctx, grad_output):
-        return _times(grad_output, ELUFunction.derivative(ctx)), None, None
+        return _times(grad_output, ELUFunction.derivative(ctx)), None, None, None
 
     @eager_only_jvp
     @staticmethod
@@ -473,7 +548,10 @@ class GELUFunction(torch.autograd.Function):
     Φ(x) = ½ erfc(−x/√2) is the standard normal CDF (``erfc`` keeps the far negative tail
     accurate, where 1 + erf(x/√2) cancels to 0) and φ(x) = e^{−x²/2}/√(2π) its density.
     With ``approximate='tanh'``: u = √(2/π)(x + 0.044715 x³),
-    gelu ≈ ½ x (1 + tanh u) and gelu' ≈ ½(1 + tanh u) + ½ x (1 − tanh² u) u'. Saves the input.
+    gelu ≈ ½ x (1 + tanh u) = x σ(2u) and gelu' ≈ σ(2u) + 2x σ(2u) σ(−2u) u', the same
+    functions written with σ: 1 + tanh u cancels in the left tail (30 % off at x = −5 in
+    float32, exactly 0 from about x = −7.2 in float64), σ(2u) keeps its relative precision
+    there. Saves the input.
     """
 
     generate_vmap_rule = True
@@ -482,7 +560,7 @@ class GELUFunction(torch.autograd.Function):
     def forward(input, approximate):
         x = _no_negative_inf(opmath(input))
         if approximate == "tanh":
-            cdf = _tanh_gelu_argument(x).tanh_().add_(1).mul_(0.5)
+            cdf = _sigmoid(_tanh_gelu_argument(x).mul_(2))
         else:
             cdf = (x * -_SQRT_HALF).erfc_().mul_(0.5)
         return cdf.mul_(x).to(input.dtype)
@@ -496,12 +574,13 @@ class GELUFunction(torch.autograd.Function):
     def derivative(x: torch.Tensor, approximate: str) -> torch.Tensor:
         x = opmath(x)
         if approximate == "tanh":
-            # Beyond |x| = 10, 1 − tanh² u is below 1e-37 while x² in u′ may overflow (above
-            # about 5e19, inf·0 = NaN): bound x there.
-            xb = x.clamp(-10, 10)
-            t = torch.tanh(_tanh_gelu_argument(xb))
+            # Beyond |x| = 30, σ(2u) σ(−2u) has underflowed to 0 even in float64 (2|u| > 1900)
+            # while x² in u′ would overflow for huge x (inf · 0 = NaN): bound x there.
+            xb = x.clamp(-30, 30)
+            two_u = 2 * _tanh_gelu_argument(xb)
+            s, s_neg = SigmoidFunction.apply(two_u), SigmoidFunction.apply(-two_u)
             du = _TANH_GELU_SCALE * (1 + 3 * _TANH_GELU_CUBIC * xb * xb)
-            return 0.5 * (1 + t) + 0.5 * xb * (1 - t * t) * du
+            return s + 2 * xb * s * s_neg * du
         # Φ(x) + x φ(x) with three temporaries: in place where autograd allows (never on
         # exp's result, which its backward keeps). At x = ±inf, x φ(x) is inf · 0 = NaN:
         # nan_to_num_ gives its limit 0 (a NaN input stays NaN through Φ).
@@ -519,6 +598,42 @@ class GELUFunction(torch.autograd.Function):
     @staticmethod
     def jvp(ctx, tangent, _):
         return _times(tangent, GELUFunction.derivative(*ctx.saved_tensors, ctx.approximate))
+
+
+QUICK_GELU_SCALE = 1.702
+
+
+class QuickGELUFunction(torch.autograd.Function):
+    r"""quick_gelu(x) = x σ(1.702 x) = silu(1.702 x) / 1.702; derivative silu′(1.702 x).
+
+    σ(1.702 x) is within 0.01 of Φ(x) everywhere (Hendrycks & Gimpel 2016), the GELU
+    approximation CLIP was trained with. Saves the input.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input):
+        x = _no_negative_inf(opmath(input))
+        return _sigmoid(x * QUICK_GELU_SCALE).mul_(x).to(input.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _save(ctx, inputs[0])
+
+    @staticmethod
+    def derivative(x: torch.Tensor) -> torch.Tensor:
+        # d/dx [silu(kx)/k] = silu′(kx): SiLU's derivative, stable at ±inf, reused.
+        return SiLUFunction.derivative(opmath(x) * QUICK_GELU_SCALE)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return _times(grad_output, QuickGELUFunction.derivative(*ctx.saved_tensors))
+
+    @eager_only_jvp
+    @staticmethod
+    def jvp(ctx, tangent):
+        return _times(tangent, QuickGELUFunction.derivative(*ctx.saved_tensors))
 
 
 class MishFunction(torch.autograd.Function):
@@ -622,6 +737,15 @@ def relu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     return _maybe_in_place(input, inplace, "relu", ReLUFunction)
 
 
+def squared_relu(input: torch.Tensor) -> torch.Tensor:
+    r"""Squared ReLU :math:`\max(x, 0)^2` (So et al. 2021, Primer).
+
+    Derivative :math:`2\max(x, 0)`: continuous, 0 at the kink, unbounded above.
+    """
+    check_floating(input, "squared_relu")
+    return SquaredReLUFunction.apply(input)
+
+
 def leaky_relu(
     input: torch.Tensor, negative_slope: float = 0.01, inplace: bool = False
 ) -> torch.Tensor:
@@ -633,6 +757,55 @@ def leaky_relu(
     _check_number(negative_slope, "negative_slope", "leaky_relu")
     slope = float(negative_slope)
     return _maybe_in_place(input, inplace, "leaky_relu", LeakyReLUFunction, slope)
+
+
+RRELU_LOWER, RRELU_UPPER = 1 / 8, 1 / 3
+
+
+def rrelu(
+    input: torch.Tensor,
+    lower: float = RRELU_LOWER,
+    upper: float = RRELU_UPPER,
+    training: bool = False,
+    inplace: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""Randomized leaky ReLU (Xu et al. 2015): x for x > 0, a·x otherwise.
+
+    In training each element with x ≤ 0 gets its own slope a ~ U(``lower``, ``upper``),
+    drawn from ``generator`` (on the generator's device, then moved, so a CPU generator
+    gives the same slopes on every device) or from the global generator; the backward
+    uses the slopes that were drawn. Out of training (the default, as in
+    ``torch.nn.functional.rrelu``) a is the mean slope (lower + upper) / 2: a leaky ReLU.
+    ``inplace=True`` overwrites ``input``. Under ``torch.compile(fullgraph=True)`` pass no
+    ``generator`` (Dynamo cannot trace a call that takes one; the global one works).
+    """
+    check_floating(input, "rrelu")
+    _check_number(lower, "lower", "rrelu")
+    _check_number(upper, "upper", "rrelu")
+    if lower > upper:
+        raise ValueError(
+            f"actlib.rrelu: lower ({lower}) cannot be greater than upper ({upper})"
+        )
+    if not isinstance(training, bool):
+        raise TypeError(f"actlib.rrelu: training must be True or False, got {training!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"actlib.rrelu: generator must be a torch.Generator, got {type(generator).__name__}"
+        )
+    if not training:
+        if generator is not None:
+            raise ValueError("actlib.rrelu: a generator is only used in training (training=True)")
+        mean_slope = (float(lower) + float(upper)) / 2
+        return _maybe_in_place(input, inplace, "rrelu", LeakyReLUFunction, mean_slope)
+    x = opmath(input)
+    where = generator.device if generator is not None else x.device
+    # empty_like, not empty(x.shape): under vmap(randomness="different") it is batched too.
+    drawn = torch.empty_like(x, device=where)
+    drawn = drawn.uniform_(float(lower), float(upper), generator=generator).to(x.device)
+    # `x <= 0` rather than `x > 0`: NaN keeps slope 1, as torch's noise does.
+    slopes = torch.where(x <= 0, drawn, 1.0)
+    return _maybe_in_place(input, inplace, "rrelu", RReLUFunction, slopes)
 
 
 def prelu(input: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -675,6 +848,27 @@ def elu(input: torch.Tensor, alpha: float = 1.0, inplace: bool = False) -> torch
     _check_number(alpha, "alpha", "elu")
     alpha = float(alpha)
     return _maybe_in_place(input, inplace, "elu", ELUFunction, alpha, 1.0)
+
+
+def celu(input: torch.Tensor, alpha: float = 1.0, inplace: bool = False) -> torch.Tensor:
+    r"""Continuously differentiable ELU (Barron 2017): :math:`\max(x, 0) + \min(0, \alpha(e^{x/\alpha} - 1))`.
+
+    Derivative 1 for x > 0 and :math:`e^{x/\alpha}` for x ≤ 0: 1 at the kink for every α,
+    so CELU is C¹ where ELU is only for α = 1 (and CELU = ELU at α = 1). ``alpha`` must
+    not be 0. ``inplace=True`` overwrites ``input``.
+    """
+    check_floating(input, "celu")
+    _check_number(alpha, "alpha", "celu")
+    alpha = float(alpha)
+    # The input is divided by α in the dtype the arithmetic runs in (float32 for the
+    # half types): α must be a nonzero finite number there, or 0/α and α·0 turn into NaN.
+    computed = torch.tensor(alpha, dtype=opmath(torch.empty(0, dtype=input.dtype)).dtype)
+    if alpha == 0 or computed == 0 or not computed.isfinite():
+        raise ValueError(
+            f"actlib.celu: alpha must be a nonzero number within the range of "
+            f"{computed.dtype} (the input is divided by it), got {alpha!r}"
+        )
+    return _maybe_in_place(input, inplace, "celu", ELUFunction, alpha, 1.0, alpha)
 
 
 def selu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
@@ -722,6 +916,15 @@ def gelu(input: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     return GELUFunction.apply(input, approximate)
 
 
+def quick_gelu(input: torch.Tensor) -> torch.Tensor:
+    r"""QuickGELU :math:`x\,\sigma(1.702\,x)`, the GELU approximation CLIP's checkpoints use.
+
+    Derivative :math:`\sigma(kx)\,(1 + kx\,(1 - \sigma(kx)))` with k = 1.702.
+    """
+    check_floating(input, "quick_gelu")
+    return QuickGELUFunction.apply(input)
+
+
 def mish(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     r"""Mish :math:`x \tanh(\operatorname{softplus}(x))`.
 
@@ -736,7 +939,7 @@ def mish(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
 # into its argument checks (which need real tensors, not fx Proxies). Modules call them
 # through the module (``elementwise.relu``), where the tracer's patch takes effect.
 for _name in (
-    "sigmoid", "tanh", "softsign", "relu", "leaky_relu", "prelu", "elu", "selu",
-    "softplus", "silu", "gelu", "mish",
+    "sigmoid", "tanh", "softsign", "relu", "squared_relu", "leaky_relu", "rrelu", "prelu",
+    "elu", "celu", "selu", "softplus", "silu", "gelu", "quick_gelu", "mish",
 ):  # fmt: skip
     torch.fx.wrap(_name)

@@ -9,17 +9,17 @@ from torch import nn
 # copy), so that torch.fx.symbolic_trace's patch of them takes effect. (``actlib.maxout``
 # is the function once the package is imported, hence import_module for its module.)
 from . import elementwise as E
+from . import gated as G
+from . import hard as H
 from . import softmax as S
 
 maxout_module = importlib.import_module(f"{__package__}.maxout")
 
 
-class _Activation(nn.Module):
-    """Base of actlib's modules: what every one of them shares.
-
-    TorchScript cannot compile a Python ``torch.autograd.Function``, so scripting is
-    refused up front with a message naming the supported paths.
-    """
+class _NotScriptable(nn.Module):
+    """A module built on actlib's Functions: TorchScript cannot compile a Python
+    ``torch.autograd.Function``, so scripting is refused up front with a message naming
+    the supported paths."""
 
     def __prepare_scriptable__(self):
         raise RuntimeError(
@@ -27,6 +27,10 @@ class _Activation(nn.Module):
             "activations are Python torch.autograd.Functions, which TorchScript cannot "
             "compile. Use torch.compile, or torch.export to save a model."
         )
+
+
+class _Activation(_NotScriptable):
+    """Base of actlib's activation modules (what the training monitor looks for)."""
 
 
 class _InPlace(_Activation):
@@ -89,6 +93,73 @@ class Mish(_InPlace):
         return E.mish(input, inplace=self.inplace)
 
 
+class SquaredReLU(_Activation):
+    """Applies :func:`actlib.squared_relu` element-wise. Shape: any, output same shape."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return E.squared_relu(input)
+
+
+class QuickGELU(_Activation):
+    """Applies :func:`actlib.quick_gelu`, x σ(1.702 x), element-wise."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return E.quick_gelu(input)
+
+
+class Hardtanh(_Activation):
+    """Applies :func:`actlib.hardtanh`: clamps to [``min_val``, ``max_val``] (default [−1, 1])."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        if min_val > max_val:
+            raise ValueError(
+                f"Hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})"
+            )
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return H.hardtanh(input, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self) -> str:
+        inplace = ", inplace=True" if self.inplace else ""
+        return f"min_val={self.min_val}, max_val={self.max_val}{inplace}"
+
+
+class ReLU6(Hardtanh):
+    """Applies :func:`actlib.relu6`, the Hardtanh with bounds 0 and 6, as ``torch.nn.ReLU6``."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return H.relu6(input, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class _InPlaceUnprinted(_InPlace):
+    """As torch.nn.Hardsigmoid and Hardswish: the ``inplace`` flag is not in the repr."""
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class Hardsigmoid(_InPlaceUnprinted):
+    """Applies :func:`actlib.hardsigmoid` element-wise (``inplace=True`` overwrites the input)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return H.hardsigmoid(input, inplace=self.inplace)
+
+
+class Hardswish(_InPlaceUnprinted):
+    """Applies :func:`actlib.hardswish` element-wise (``inplace=True`` overwrites the input)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return H.hardswish(input, inplace=self.inplace)
+
+
 class LeakyReLU(_Activation):
     """Applies :func:`actlib.leaky_relu` with a fixed ``negative_slope`` (default 0.01)."""
 
@@ -102,6 +173,24 @@ class LeakyReLU(_Activation):
     def extra_repr(self) -> str:
         inplace = ", inplace=True" if self.inplace else ""
         return f"negative_slope={self.negative_slope}{inplace}"
+
+
+class RReLU(_Activation):
+    """Applies :func:`actlib.rrelu`: random slopes in [``lower``, ``upper``] in training mode,
+    their mean in eval mode, as ``torch.nn.RReLU``."""
+
+    def __init__(
+        self, lower: float = E.RRELU_LOWER, upper: float = E.RRELU_UPPER, inplace: bool = False
+    ):
+        super().__init__()
+        self.lower, self.upper, self.inplace = lower, upper, inplace
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return E.rrelu(input, self.lower, self.upper, self.training, self.inplace)
+
+    def extra_repr(self) -> str:
+        inplace = ", inplace=True" if self.inplace else ""
+        return f"lower={self.lower}, upper={self.upper}{inplace}"
 
 
 class PReLU(_Activation):
@@ -138,6 +227,13 @@ class ELU(_Activation):
     def extra_repr(self) -> str:
         inplace = ", inplace=True" if self.inplace else ""
         return f"alpha={self.alpha}{inplace}"
+
+
+class CELU(ELU):
+    """Applies :func:`actlib.celu` with saturation value ``-alpha`` (default 1)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return E.celu(input, self.alpha, self.inplace)
 
 
 class Softplus(_Activation):
@@ -184,6 +280,48 @@ class Maxout(_Activation):
 
     def extra_repr(self) -> str:
         return f"num_pieces={self.num_pieces}, dim={self.dim}"
+
+
+class GLU(_Activation):
+    """Applies :func:`actlib.glu` along ``dim``: a ⊗ σ(b). Shape: (…, 2m, …) → (…, m, …)."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return G.glu(input, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class ReGLU(GLU):
+    """Applies :func:`actlib.reglu` along ``dim``: relu(a) ⊗ b."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return G.reglu(input, self.dim)
+
+
+class SwiGLU(GLU):
+    """Applies :func:`actlib.swiglu` along ``dim``: silu(a) ⊗ b."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return G.swiglu(input, self.dim)
+
+
+class GEGLU(GLU):
+    """Applies :func:`actlib.geglu` along ``dim``: gelu(a) ⊗ b, exact or tanh-approximated."""
+
+    def __init__(self, dim: int = -1, approximate: str = "none"):
+        super().__init__(dim)
+        self.approximate = approximate
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return G.geglu(input, self.dim, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, approximate={self.approximate!r}"
 
 
 class Softmax(_Activation):

@@ -4,6 +4,7 @@ The derivative is taken by autograd *through actlib's own Function*, so the plot
 what the hand-derived backward computes, not a formula typed in again.
 """
 
+import math
 from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -23,12 +24,17 @@ STYLE = {
 }
 
 #: One colour per hidden-layer activation, by family, so a curve keeps its colour across
-#: chapters: squashing functions blue, rectifiers red/orange, smooth rectifiers green.
+#: chapters: squashing functions blue, rectifiers red/orange, smooth rectifiers green,
+#: gated units purple, the piecewise-linear hard activations grey.
 FAMILY_COLOURS = {
     "sigmoid": "#08306b", "tanh": "#2171b5", "softsign": "#6baed6",
-    "relu": "#a50f15", "leaky_relu": "#ef3b2c", "prelu": "#fc9272",
-    "elu": "#7f2704", "selu": "#f16913", "maxout": "#fdae6b",
-    "softplus": "#00441b", "silu": "#238b45", "gelu": "#74c476", "mish": "#a1d99b",
+    "relu": "#a50f15", "squared_relu": "#67000d", "leaky_relu": "#ef3b2c",
+    "prelu": "#fc9272", "rrelu": "#fcbba1",
+    "elu": "#7f2704", "celu": "#d94801", "selu": "#f16913", "maxout": "#fdae6b",
+    "softplus": "#00441b", "silu": "#238b45", "gelu": "#74c476", "quick_gelu": "#41ab5d",
+    "mish": "#a1d99b",
+    "glu": "#3f007d", "reglu": "#6a51a3", "geglu": "#9e9ac8", "swiglu": "#807dba",
+    "relu6": "#252525", "hardtanh": "#525252", "hardsigmoid": "#737373", "hardswish": "#969696",
 }  # fmt: skip
 
 
@@ -111,4 +117,57 @@ def plot_function_and_derivative(
     ax.set_xlabel("x")
     ax.set_ylabel("f(x) and f′(x)")
     ax.legend()
+    return ax
+
+
+def plot_layer_histograms(monitor, step: int | None = None, kind: str = "activations",
+                          ax: plt.Axes | None = None) -> plt.Axes:  # fmt: skip
+    """One histogram curve per layer of an :class:`actlib.monitor.TrainingMonitor` at ``step``.
+
+    ``kind`` is ``"activations"`` (the outputs h) or ``"gradients"`` (∂L/∂h); ``step``
+    defaults to the last sampled one. Each curve is the fraction of the layer's values per
+    bin, drawn at the bin centres, so layers of different sizes compare.
+    """
+    if kind not in ("activations", "gradients"):
+        raise ValueError(f"kind must be 'activations' or 'gradients', got {kind!r}")
+    if not monitor.layer_records:
+        raise ValueError("the monitor has recorded nothing yet")
+    step = max(r.step for r in monitor.layer_records) if step is None else step
+    records = [r for r in monitor.layer_records if r.step == step]
+    if not records:
+        raise ValueError(f"no record at step {step}")
+    if ax is None:
+        _, ax = plt.subplots()
+    for record in records:
+        histogram = getattr(record, kind)
+        if histogram is None:
+            continue
+        centres = (histogram.edges[1:] + histogram.edges[:-1]) / 2
+        share = histogram.counts / histogram.counts.sum().clamp_min(1)
+        ax.plot(centres.numpy(), share.numpy(), label=f"layer {record.layer}")
+    ax.set_xlabel("h" if kind == "activations" else r"$\partial L / \partial h$")
+    ax.set_ylabel("fraction of values")
+    ax.set_title(f"{kind} at step {step}")
+    ax.legend(loc="upper right")
+    return ax
+
+
+def plot_ratio_history(monitor, field: str = "update_to_data", ax: plt.Axes | None = None,
+                       ) -> plt.Axes:  # fmt: skip
+    """log10 of each weight's update:data (or ``"grad_to_data"``) ratio over the sampled steps,
+    with the rule-of-thumb 1e-3 as a dashed line."""
+    if field not in ("update_to_data", "grad_to_data"):
+        raise ValueError(f"field must be 'update_to_data' or 'grad_to_data', got {field!r}")
+    if ax is None:
+        _, ax = plt.subplots()
+    for name in monitor.weights:
+        records = [r for r in monitor.parameter_records if r.name == name]
+        if records:
+            values = [math.log10(getattr(r, field)) for r in records]
+            ax.plot([r.step for r in records], values, label=name)
+    if field == "update_to_data":
+        ax.axhline(-3, color="black", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"log10 {field.replace('_to_', ':')}")
+    ax.legend(loc="upper right")
     return ax

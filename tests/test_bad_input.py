@@ -13,14 +13,14 @@ def _call(record, example, x, prepare):
 
 
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.uint8, torch.bool])
-@pytest.mark.catalog("elementwise", "parametric", "dim", "maxout")
+@pytest.mark.catalog("elementwise", "parametric", "dim", "maxout", "gated")
 def test_integer_and_bool_tensors_are_refused(record, example, dtype, prepare):
     x = torch.ones(2, 6, dtype=dtype)
     with pytest.raises(TypeError, match=f"actlib.{record.name}.*dtype {dtype}"):
         _call(record, example, x, prepare)
 
 
-@pytest.mark.catalog("elementwise", "parametric", "dim", "maxout", "index")
+@pytest.mark.catalog("elementwise", "parametric", "dim", "maxout", "gated", "index")
 def test_non_tensors_and_complex_are_refused(record, example, prepare):
     with pytest.raises(TypeError, match="Tensor, got list"):
         record.functional([1.0, 2.0], **prepare(record, example, torch.ones(1)))
@@ -45,7 +45,7 @@ def test_empty_and_zero_dim_tensors(record, example, prepare):
 
 
 @pytest.mark.parametrize("dim", [2, -3, 7])
-@pytest.mark.catalog("dim", "index", "maxout")
+@pytest.mark.catalog("dim", "index", "maxout", "gated")
 def test_dim_out_of_range(record, dim):
     x = torch.ones(2, 6)
     kwargs = {"num_pieces": 2} if record.kind == "maxout" else {}
@@ -53,7 +53,7 @@ def test_dim_out_of_range(record, dim):
         record.functional(x, dim=dim, **kwargs)
 
 
-@pytest.mark.catalog("dim", "index", "maxout")
+@pytest.mark.catalog("dim", "index", "maxout", "gated")
 def test_dim_must_be_an_int(record):
     kwargs = {"num_pieces": 2} if record.kind == "maxout" else {}
     with pytest.raises(TypeError, match="dim must be an int, got float"):
@@ -134,3 +134,23 @@ def test_argmax_of_nothing():
         actlib.argmax(torch.empty(0))
     with pytest.raises(ValueError, match="dimension 1 has size 0"):
         actlib.argmax(torch.empty(3, 0), dim=1)
+
+
+def test_celu_alpha_at_the_ends_of_the_range():
+    """A subnormal α still divides cleanly (0/α = 0); an α the dtype cannot hold is refused."""
+    x = torch.tensor([-0.5, 0.0, 0.5, 2.0], dtype=torch.float64)
+    torch.testing.assert_close(actlib.celu(x, 1e-310), torch.tensor([-1e-310, 0.0, 0.5, 2.0],
+                                                                    dtype=torch.float64))  # fmt: skip
+    with pytest.raises(ValueError, match="alpha must be a nonzero number within the range of torch.float32"):
+        actlib.celu(x.float(), 1e39)
+    with pytest.raises(ValueError, match="alpha must be a nonzero number"):
+        actlib.celu(x, 0.0)
+    with pytest.raises(ValueError, match="too large for a float"):
+        actlib.celu(x, 10**400)
+
+
+@pytest.mark.parametrize("alpha", [0.3, 1.0, 49.0, 98.0, 103.0, 107.0])
+def test_celu_derivative_at_the_kink_is_exactly_one(alpha):
+    x = torch.tensor([0.0, -0.0], dtype=torch.float64, requires_grad=True)
+    (slope,) = torch.autograd.grad(actlib.celu(x, alpha).sum(), x)
+    assert slope.tolist() == [1.0, 1.0]  # α · (1/α) would be 0.9999999999999999 for α = 49

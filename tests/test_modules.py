@@ -10,7 +10,8 @@ import actlib
 
 @pytest.mark.catalog()
 def test_module_matches_functional(record, example, device, prepare):
-    module = record.module(**{k: v for k, v in example.items() if k != "weight"}).to(device)
+    # eval(): RReLU draws random slopes in training mode, as torch.nn.RReLU does.
+    module = record.module(**{k: v for k, v in example.items() if k != "weight"}).to(device).eval()
     x = torch.linspace(-4, 4, 36, device=device).reshape(6, 6)
     kwargs = prepare(record, example, x)
     if record.kind == "parametric":  # the module's own learnable weight
@@ -32,10 +33,34 @@ def test_module_matches_functional(record, example, device, prepare):
         (actlib.Softmax(dim=-1), "Softmax(dim=-1)"),
         (actlib.LogSoftmax(dim=0), "LogSoftmax(dim=0)"),
         (actlib.Argmax(dim=1, keepdim=True), "Argmax(dim=1, keepdim=True)"),
+        (actlib.GEGLU(dim=0, approximate="tanh"), "GEGLU(dim=0, approximate='tanh')"),
+        (actlib.SwiGLU(), "SwiGLU(dim=-1)"),
     ],
 )
 def test_repr(module, text):
     assert repr(module) == text
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (actlib.CELU(), torch.nn.CELU()),
+        (actlib.CELU(0.5, inplace=True), torch.nn.CELU(0.5, inplace=True)),
+        (actlib.RReLU(), torch.nn.RReLU()),
+        (actlib.RReLU(0.1, 0.3, inplace=True), torch.nn.RReLU(0.1, 0.3, inplace=True)),
+        (actlib.ReLU6(), torch.nn.ReLU6()),
+        (actlib.ReLU6(inplace=True), torch.nn.ReLU6(inplace=True)),
+        (actlib.Hardtanh(), torch.nn.Hardtanh()),
+        (actlib.Hardtanh(-2, 2, inplace=True), torch.nn.Hardtanh(-2, 2, inplace=True)),
+        (actlib.Hardsigmoid(inplace=True), torch.nn.Hardsigmoid(inplace=True)),
+        (actlib.Hardswish(), torch.nn.Hardswish()),
+        (actlib.GLU(), torch.nn.GLU()),
+        (actlib.GLU(dim=0), torch.nn.GLU(dim=0)),
+    ],
+    ids=lambda module: repr(module),
+)
+def test_repr_is_torchs(ours, theirs):
+    assert repr(ours) == repr(theirs)
 
 
 def test_stateless_modules_have_no_parameters():

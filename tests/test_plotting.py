@@ -53,3 +53,37 @@ def test_a_grid_point_on_the_kink_is_not_joined_to_either_side():
     assert len(at_kink) == 1 and np.isnan(yd[at_kink[0]])
     assert np.isnan(yd).sum() == 1  # the break only, no stray gap
     plt.close(fig)
+
+
+def test_every_hidden_activation_has_a_colour():
+    from actlib import analysis
+    from actlib.plotting import FAMILY_COLOURS
+
+    assert set(analysis.hidden_activations()) <= set(FAMILY_COLOURS)
+    assert len(set(FAMILY_COLOURS.values())) == len(FAMILY_COLOURS)  # no two share one
+
+
+def test_monitor_plots_one_curve_per_layer_and_weight():
+
+    import pytest
+    import torch
+    from torch import nn
+
+    from actlib.monitor import TrainingMonitor
+    from actlib.plotting import plot_layer_histograms, plot_ratio_history
+
+    net = nn.Sequential(nn.Linear(4, 8), actlib.Tanh(), nn.Linear(8, 8), actlib.ReLU(), nn.Linear(8, 1))
+    monitor = TrainingMonitor(net, every=1, warn_dead=1.0, update_range=(0, float("inf")))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        optimizer.zero_grad()
+        net(x).square().mean().backward()
+        monitor.after_backward()
+        optimizer.step()
+        monitor.after_step()
+    assert len(plot_layer_histograms(monitor).get_lines()) == 2
+    assert len(plot_layer_histograms(monitor, step=0, kind="gradients").get_lines()) == 2
+    assert len(plot_ratio_history(monitor).get_lines()) == 3 + 1  # three matrices + the 1e-3 line
+    with pytest.raises(ValueError, match="no record at step 7"):
+        plot_layer_histograms(monitor, step=7)

@@ -16,7 +16,9 @@ import actlib
 from actlib.catalog import CATALOG
 
 ROOT = Path(__file__).resolve().parents[1]
-ACTIVATION_PARTS = ("book/squashing", "book/rectifiers", "book/smooth", "book/output")
+ACTIVATION_PARTS = (
+    "book/squashing", "book/rectifiers", "book/smooth", "book/modern", "book/output"
+)
 # Chapters about a module rather than a catalog Function.
 MODULE_CHAPTERS = {"book/output/hierarchical_softmax": "HierarchicalSoftmax"}
 

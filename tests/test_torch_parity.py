@@ -13,7 +13,7 @@ from torch.func import hessian, jacfwd, jacrev, jvp
 
 import actlib
 
-DIFFERENTIABLE = ("elementwise", "parametric", "dim", "maxout")
+DIFFERENTIABLE = ("elementwise", "parametric", "dim", "maxout", "gated")
 
 
 def _function_and_inputs(record, example, x, prepare):
@@ -67,18 +67,36 @@ def test_prelu_jvp_in_the_weight():
     torch.testing.assert_close(ours, theirs)
 
 
-@pytest.mark.catalog("elementwise", "dim")
+@pytest.mark.catalog("elementwise", "dim", "gated")
 def test_hessian_forward_over_reverse_matches_torch(record, example, prepare, call_reference):
-    """jacfwd(jacrev(f)) — the hessian — uses the jvp of the backward's own ops."""
-    x = smooth_input((2, 5))
+    """jacfwd(jacrev(f)) — the hessian — uses the jvp of the backward's own ops.
+
+    Where torch's own op cannot be differentiated twice the reference is the same hessian
+    by another route: RReLU in eval is a leaky ReLU (aten::rrelu has no vmap rule), and
+    hardsigmoid, piecewise linear, has the hessian 0 (its torch backward has no derivative).
+    """
+    x = smooth_input((2, 6))
     kwargs = prepare(record, example, x)
-    weights = torch.linspace(0.5, 1.5, x.numel(), dtype=x.dtype).reshape(x.shape)
+    if record.name == "rrelu":  # torch's aten::rrelu has no vmap rule; in eval it is this
+        mean_slope = (kwargs.get("lower", 1 / 8) + kwargs.get("upper", 1 / 3)) / 2
+        def reference(x_):
+            return F.leaky_relu(x_, mean_slope)
+    else:
+        def reference(x_):
+            return call_reference(record, x_, kwargs)
 
     def loss(function):
-        return lambda x_: (function(x_) * weights).sum()
+        def weighted_sum(x_):
+            y = function(x_)
+            weights = torch.linspace(0.5, 1.5, y.numel(), dtype=y.dtype).reshape(y.shape)
+            return (y * weights).sum()
+        return weighted_sum
 
     ours = hessian(loss(lambda x_: record.functional(x_, **kwargs)))(x)
-    theirs = jacfwd(jacrev(loss(lambda x_: call_reference(record, x_, kwargs))))(x)
+    if record.name == "hardsigmoid":
+        theirs = torch.zeros(*x.shape, *x.shape, dtype=x.dtype)
+    else:
+        theirs = jacfwd(jacrev(loss(reference)))(x)
     torch.testing.assert_close(ours, theirs)
 
 
@@ -103,6 +121,12 @@ IN_PLACE = [
     ("selu", {}, F.selu),
     ("silu", {}, F.silu),
     ("mish", {}, F.mish),
+    ("celu", {"alpha": 0.5}, F.celu),
+    ("rrelu", {"lower": 0.1, "upper": 0.3}, F.rrelu),
+    ("relu6", {}, F.relu6),
+    ("hardtanh", {"min_val": -0.5, "max_val": 2.0}, F.hardtanh),
+    ("hardsigmoid", {}, F.hardsigmoid),
+    ("hardswish", {}, F.hardswish),
 ]
 
 
@@ -146,6 +170,11 @@ def test_in_place_flag_is_checked():
         (actlib.SELU(inplace=True), torch.nn.SELU(inplace=True)),
         (actlib.SiLU(inplace=True), torch.nn.SiLU(inplace=True)),
         (actlib.Mish(inplace=True), torch.nn.Mish(inplace=True)),
+        (actlib.CELU(inplace=True), torch.nn.CELU(inplace=True)),
+        (actlib.ReLU6(inplace=True), torch.nn.ReLU6(inplace=True)),
+        (actlib.Hardtanh(-2.0, 2.0, inplace=True), torch.nn.Hardtanh(-2.0, 2.0, inplace=True)),
+        (actlib.Hardsigmoid(inplace=True), torch.nn.Hardsigmoid(inplace=True)),
+        (actlib.Hardswish(inplace=True), torch.nn.Hardswish(inplace=True)),
         (actlib.SELU(), torch.nn.SELU()),
         (actlib.ReLU(), torch.nn.ReLU()),
     ],
@@ -172,7 +201,7 @@ def _every_module():
 
 @pytest.mark.parametrize(("name", "module"), _every_module(), ids=[n for n, _ in _every_module()])
 def test_fx_symbolic_trace(name, module):
-    model = torch.nn.Sequential(torch.nn.Linear(6, 12), module)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 12), module).eval()  # RReLU: mean slope
     traced = torch.fx.symbolic_trace(model)
     x = torch.linspace(-2, 2, 24).reshape(2, 12)[:, :6].contiguous()
     torch.testing.assert_close(traced(x), model(x), rtol=0, atol=0)
@@ -261,3 +290,34 @@ def test_mish_second_derivative_at_zero():
     (r1,) = torch.autograd.grad(F.mish(x).sum(), x, create_graph=True)
     (r2,) = torch.autograd.grad(r1.sum(), x)
     torch.testing.assert_close(d2, r2)
+
+
+def test_forward_over_forward_is_refused_not_silently_zero():
+    """torch drops the outer tangent through a custom Function's jvp: refuse, name the way out."""
+    x = torch.tensor([0.7, 1.9], dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="forward-mode AD of forward-mode AD.*hessian"):
+        jacfwd(jacfwd(lambda z: actlib.squared_relu(z).sum()))(x)
+    with pytest.raises(RuntimeError, match="jacfwd\\(jacrev"):
+        jvp(lambda y: jvp(actlib.sigmoid, (y,), (torch.ones(2, dtype=torch.float64),))[1],
+            (x,), (torch.ones(2, dtype=torch.float64),))  # fmt: skip
+    # forward over reverse is exact: squared ReLU'' = 2 for x > 0
+    torch.testing.assert_close(hessian(lambda z: actlib.squared_relu(z).sum())(x),
+                               2 * torch.eye(2, dtype=torch.float64))  # fmt: skip
+
+
+def test_feed_forward_blocks_trace_and_refuse_torchscript():
+    for block in (actlib.FeedForward(8), actlib.FeedForward(8, activation="gelu"),
+                  actlib.GatedFeedForward(9)):  # fmt: skip
+        x = torch.linspace(-2, 2, 16 * block.down.out_features).reshape(16, -1)
+        torch.testing.assert_close(torch.fx.symbolic_trace(block)(x), block(x), rtol=0, atol=0)
+        with pytest.raises(RuntimeError, match="torch.compile"):
+            torch.jit.script(block)
+
+
+def test_integer_like_sizes_and_dims_are_taken():
+    np = pytest.importorskip("numpy")
+    assert actlib.gated_hidden_size(np.int64(768)) == 2048
+    assert actlib.GatedFeedForward(np.int64(12)).down.in_features == 32
+    x = torch.linspace(-1, 1, 8).reshape(2, 4)
+    torch.testing.assert_close(actlib.glu(x, np.int64(1)), F.glu(x, 1))
+    torch.testing.assert_close(actlib.softmax(x, np.int64(0)), F.softmax(x, 0))
