@@ -70,6 +70,6 @@ from .modules import (
 )
 from .monitor import TrainingMonitor
 from .softmax import argmax, log_softmax, softmax
-from .trees import balanced_tree, huffman_tree, tree_paths
+from .trees import balanced_tree, check_tree, huffman_tree, random_tree, tree_paths
 
 __version__ = "0.1.0"

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._common import eager_only_jvp
-from .trees import balanced_tree, huffman_tree, tree_paths
+from .trees import balanced_tree, check_tree, huffman_tree, random_tree, tree_paths
 
 # The tree builders are re-exported so that this module is the one import for all of it.
 __all__ = [
@@ -39,7 +39,9 @@ __all__ = [
     "HierarchicalSoftmaxOutput",
     "TopK",
     "balanced_tree",
+    "check_tree",
     "huffman_tree",
+    "random_tree",
     "tree_paths",
 ]
 
@@ -248,6 +250,11 @@ class HierarchicalSoftmax(nn.Module):
             Given, the tree is :func:`~actlib.huffman_tree` of them, so frequent classes
             get short paths; otherwise it is :func:`~actlib.balanced_tree`, with paths
             of :math:`\lfloor\log_2 N\rfloor` or :math:`\lceil\log_2 N\rceil` steps.
+        children: optional tree of your own, an :math:`(N - 1, 2)` table of child ids as
+            in :mod:`actlib.trees` (e.g. :func:`~actlib.trees.random_tree`, or one built
+            from clustered class embeddings); validated by
+            :func:`~actlib.trees.check_tree`, which renumbers its internal nodes
+            breadth-first. Give ``counts`` or ``children``, not both.
         bias: learn a bias per internal node.
         sparse: return the weight and bias gradients as sparse COO tensors with one row
             per path step, as ``nn.Embedding(sparse=True)`` does. A dense gradient is an
@@ -293,11 +300,16 @@ class HierarchicalSoftmax(nn.Module):
         sparse: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        children: Tensor | None = None,
     ) -> None:
         super().__init__()
         _check_int(in_features, "in_features", 1)
         _check_int(num_classes, "num_classes", 2)
-        if counts is None:
+        if children is not None and counts is not None:
+            raise ValueError("give counts (for a Huffman tree) or children (a tree), not both")
+        if children is not None:
+            children = check_tree(children, num_classes)
+        elif counts is None:
             children = balanced_tree(num_classes)
         else:
             # float64, as huffman_tree reads them: float32 would flush counts of 1e-300 to

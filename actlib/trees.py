@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["balanced_tree", "huffman_tree", "tree_paths"]
+__all__ = ["balanced_tree", "check_tree", "huffman_tree", "random_tree", "tree_paths"]
 
 
 def _check_num_classes(num_classes: int) -> None:
@@ -110,6 +110,95 @@ def huffman_tree(counts: Sequence[float] | Tensor) -> Tensor:
     return _renumber_breadth_first(merged_children)
 
 
+def random_tree(num_classes: int, generator: torch.Generator | None = None) -> Tensor:
+    r"""A random binary tree over ``num_classes`` leaves: merge two random subtrees until one is left.
+
+    Starting from the :math:`N` leaves, each of the :math:`N - 1` steps joins two subtrees
+    chosen uniformly at random (Kingman's coalescent), the first drawn becoming the left
+    child. The classes land in random places and the paths have about
+    :math:`2 \ln N` steps on average (a balanced tree has :math:`\log_2 N`), so it is the
+    baseline a tree built from class frequencies or similarities must beat.
+
+    Args:
+        num_classes: the number of leaves :math:`N \ge 2`.
+        generator: the ``torch.Generator`` to draw from (reproducible); the global one
+            if ``None``.
+
+    Returns:
+        ``children``, an int64 tensor of shape ``(N - 1, 2)``, numbered breadth-first.
+    """
+    _check_num_classes(num_classes)
+    num_internal = num_classes - 1
+    # Subtree ids as in huffman_tree: leaves their final ids, merge j as -(j + 1).
+    pool = list(range(num_internal, num_internal + num_classes))
+    merged_children: list[tuple[int, int]] = []
+    for size in range(num_classes, 1, -1):
+        first, second = torch.randperm(size, generator=generator)[:2].tolist()
+        left, right = pool[first], pool[second]
+        for index in sorted((first, second), reverse=True):
+            pool[index] = pool[-1]  # remove by swapping with the last, O(1)
+            pool.pop()
+        merged_children.append((left, right))
+        pool.append(-len(merged_children))
+    return _renumber_breadth_first(merged_children)
+
+
+def check_tree(children, num_classes: int) -> Tensor:
+    r"""``children`` validated as a tree over ``num_classes`` leaves, numbered breadth-first.
+
+    Any rooted binary tree with the conventions of this module is accepted: an
+    ``(N - 1, 2)`` table of integers, root ``0``, leaf of class ``c`` at ``N - 1 + c``, every
+    node except the root the child of exactly one internal node, and every node reachable
+    from the root. Internal nodes may be numbered in any order: they are renumbered
+    breadth-first (what :func:`tree_paths` and the searches of
+    :class:`~actlib.HierarchicalSoftmax` rely on). Each violation is a ``ValueError`` (or a
+    ``TypeError`` for a non-integer table) that names it.
+    """
+    _check_num_classes(num_classes)
+    table = torch.as_tensor(children, device="cpu")
+    if table.is_floating_point() or table.is_complex() or table.dtype == torch.bool:
+        raise TypeError(f"children must hold integer node ids, got dtype {table.dtype}")
+    num_internal = num_classes - 1
+    if table.shape != (num_internal, 2):
+        raise ValueError(
+            f"children must have shape ({num_internal}, 2) for {num_classes} classes (one row "
+            f"of two children per internal node), got {tuple(table.shape)}"
+        )
+    table = table.to(torch.int64)
+    num_nodes = 2 * num_internal + 1
+    if (table < 1).any() or (table >= num_nodes).any():
+        raise ValueError(
+            f"children ids must lie in [1, {num_nodes - 1}] (node 0 is the root, which is "
+            f"nobody's child; ids from {num_internal} on are the leaves of classes 0..{num_classes - 1})"
+        )
+    counts = torch.bincount(table.reshape(-1), minlength=num_nodes)
+    twice = (counts[1:] > 1).nonzero().flatten() + 1
+    if twice.numel():
+        raise ValueError(f"node {twice[0].item()} is the child of more than one internal node")
+    # Now every node but the root has exactly one parent; a walk from the root that
+    # misses some internal node means a cycle among the others (it cannot reach them).
+    merged: dict[int, tuple[int, int]] = {}
+    seen, queue = {0}, [0]
+    for node in queue:  # breadth-first; with one parent each, no node is reached twice
+        for child in table[node].tolist():
+            if child < num_internal:
+                seen.add(child)
+                queue.append(child)
+    if len(seen) != num_internal:
+        missing = sorted(set(range(num_internal)) - seen)[:5]
+        raise ValueError(
+            f"internal nodes {missing} are not reachable from the root 0 (a cycle): not a tree"
+        )
+    # Renumber breadth-first through the merge representation of huffman_tree:
+    # internal node i becomes merge -(j + 1), the root the last merge.
+    order = queue[::-1]  # children before parents; the root last
+    merge_of = {node: j for j, node in enumerate(order)}
+    for node in order:
+        row = table[node].tolist()
+        merged[node] = tuple(-(merge_of[c] + 1) if c < num_internal else c for c in row)
+    return _renumber_breadth_first([merged[node] for node in order])
+
+
 def _renumber_breadth_first(merged_children: list[tuple[int, int]]) -> Tensor:
     """Children table with the root (the last merge) as node 0, ids breadth-first."""
     num_internal = len(merged_children)
@@ -133,7 +222,8 @@ def tree_paths(children: Tensor) -> tuple[Tensor, Tensor]:
     r"""Every class's root-to-leaf path, padded to the longest.
 
     Args:
-        children: a tree as :func:`balanced_tree` or :func:`huffman_tree` return it.
+        children: a tree as :func:`balanced_tree`, :func:`huffman_tree`, :func:`random_tree`
+            or :func:`check_tree` return it.
 
     Returns:
         ``(nodes, signs)``, both of shape ``(N, L)`` with ``L`` the longest path.

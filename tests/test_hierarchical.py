@@ -513,3 +513,81 @@ def test_meta_target_is_refused_clearly():
 def test_counts_are_read_in_float64_like_huffman_tree(counts):
     layer = HierarchicalSoftmax(4, 4, counts=counts)
     assert torch.equal(layer.node_children, huffman_tree(counts))
+
+
+# ------------------------------------------------------------------ trees of your own
+
+
+def _relabel_internal(children, generator):
+    """The same tree with internal nodes 1..N-2 renamed at random (the root stays 0)."""
+    num_internal = children.shape[0]
+    names = torch.cat([torch.zeros(1, dtype=torch.int64),
+                       1 + torch.randperm(num_internal - 1, generator=generator)])  # fmt: skip
+    renamed = torch.where(children < num_internal, names[children.clamp_max(num_internal - 1)],
+                          children)  # fmt: skip
+    table = torch.empty_like(children)
+    table[names] = renamed
+    return table
+
+
+def test_random_tree_is_a_valid_reproducible_tree():
+    from actlib.trees import check_tree, random_tree
+
+    a = random_tree(200, torch.Generator().manual_seed(0))
+    b = random_tree(200, torch.Generator().manual_seed(0))
+    c = random_tree(200, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(check_tree(a, 200), a)  # already breadth-first
+    _, signs = tree_paths(a)
+    assert (signs != 0).sum(1).min() >= 1
+    assert sorted(a.reshape(-1).tolist()) == list(range(1, 2 * 200 - 1))
+
+
+def test_any_numbering_of_internal_nodes_is_accepted_and_renumbered():
+    from actlib.trees import check_tree, random_tree
+
+    tree = random_tree(50, torch.Generator().manual_seed(2))
+    shuffled = _relabel_internal(tree, torch.Generator().manual_seed(3))
+    assert not torch.equal(shuffled, tree)
+    renumbered = check_tree(shuffled, 50)
+    # the same tree: every class has the same sequence of left/right turns
+    torch.testing.assert_close(tree_paths(renumbered)[1], tree_paths(tree)[1], rtol=0, atol=0)
+    internal = renumbered < 49
+    parents = torch.arange(49).unsqueeze(1).expand(-1, 2)
+    assert (renumbered[internal] > parents[internal]).all()  # breadth-first: children after parents
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hierarchical_softmax_over_a_given_tree(seed):
+    from actlib.trees import random_tree
+
+    tree = random_tree(37, torch.Generator().manual_seed(seed))
+    hsm = HierarchicalSoftmax(5, 37, children=tree).double()
+    assert torch.equal(hsm.node_children, tree)
+    x = torch.randn(6, 5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    log_p = hsm.log_prob(x)
+    torch.testing.assert_close(log_p.logsumexp(-1), torch.zeros(6, dtype=torch.float64))
+    assert torch.equal(hsm.predict(x), log_p.argmax(-1))
+    target = torch.arange(6)
+    torch.testing.assert_close(hsm(x, target).output, log_p[torch.arange(6), target])
+
+
+@pytest.mark.parametrize(
+    ("children", "error", "message"),
+    [
+        ([[1, 2], [3, 4]], ValueError, r"shape \(3, 2\) for 4 classes"),
+        ([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], TypeError, "integer node ids, got dtype torch.float"),
+        ([[1, 2], [0, 4], [5, 6]], ValueError, r"ids must lie in \[1, 6\]"),
+        ([[1, 2], [3, 4], [5, 7]], ValueError, r"ids must lie in \[1, 6\]"),
+        ([[1, 2], [3, 3], [5, 6]], ValueError, "node 3 is the child of more than one"),
+        ([[3, 4], [2, 5], [1, 6]], ValueError, r"internal nodes \[1, 2\] are not reachable"),
+    ],
+)
+def test_bad_trees_are_named(children, error, message):
+    with pytest.raises(error, match=message):
+        HierarchicalSoftmax(4, 4, children=torch.tensor(children))
+
+
+def test_counts_and_children_together_are_refused():
+    with pytest.raises(ValueError, match="counts .* or children .*, not both"):
+        HierarchicalSoftmax(4, 3, counts=[1, 2, 3], children=balanced_tree(3))

@@ -36,9 +36,9 @@ or accelerators without a fast ``exp``; all of it is float32 on a CPU.
 
     nice .venv/bin/python book/data/make_hard_activations_cost.py
 
-Run time on a shared 2-core CPU: 3.5 minutes (200 s of timing, 3 min of CPU time) with
-inductor's compile cache warm; compiling from a cold cache adds several minutes (the 36
-compilations took about 6 minutes there, most of it waiting for the busy cores).
+Run time on a shared 2-core CPU: 3 minutes (172 s, of which 30 s warm-up) with inductor's
+compile cache warm; compiling from a cold cache adds several minutes (the 36 compilations
+took about 6 minutes there, most of it waiting for the busy cores).
 
 The notebook book/modern/hard_activations.ipynb reads the CSV and prints only ratios
 from it.
