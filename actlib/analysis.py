@@ -275,7 +275,7 @@ class LayerStatistics:
     saturated: float
 
 
-def _derivative(activation: nn.Module, z: torch.Tensor) -> torch.Tensor:
+def activation_derivative(activation: nn.Module, z: torch.Tensor) -> torch.Tensor:
     """∂(Σ f(z))/∂z: f'(z) for an element-wise f; for maxout 1 where a piece wins, else 0."""
     with torch.enable_grad():
         z = z.detach().requires_grad_(True)
@@ -315,7 +315,7 @@ def activation_statistics(
     (records,) = list(_activation_io(model, x, None))
     stats = []
     for module, z, h in records:
-        d = _derivative(module, z)
+        d = activation_derivative(module, z)
         stats.append(
             LayerStatistics(
                 mean=float(h.mean()),
@@ -344,7 +344,9 @@ def dead_units(
     """
     alive: list[torch.Tensor] | None = None
     for records in _activation_io(model, x, batch_size):
-        batch_alive = [(_derivative(m, z).abs() > tol).any(dim=0).flatten() for m, z, _ in records]
+        batch_alive = [
+            (activation_derivative(m, z).abs() > tol).any(dim=0).flatten() for m, z, _ in records
+        ]
         alive = (
             batch_alive
             if alive is None

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .analysis import activation_derivative
 from .modules import _Activation
 
 
@@ -188,15 +189,12 @@ class TrainingMonitor:
     # -- measurements -------------------------------------------------------------------
 
     def _derivative(self, module: nn.Module, z: torch.Tensor) -> torch.Tensor:
-        """∂(Σ f(z))/∂z, i.e. f'(z) for an element-wise f, by autograd through the module."""
+        """f'(z) by autograd through the module, with this monitor's own hook silenced."""
         self._recomputing = True
         try:
-            with torch.enable_grad():
-                z = z.clone().requires_grad_()
-                (derivative,) = torch.autograd.grad(module(z).sum(), z)
+            return activation_derivative(module, z)
         finally:
             self._recomputing = False
-        return derivative
 
     def after_backward(self) -> None:
         """Record the layers and the grad:data ratios, on a sampled step (after ``backward``)."""
