@@ -5,7 +5,8 @@ HTML page of ``_build/html`` (served on 127.0.0.1) this asserts that
 
 * MathJax typeset every formula: each Sphinx math node holds an ``mjx-container``, no raw
   ``$$``, ``\\(``, ``\\[``, ``\\frac`` or ``\\begin{`` is left in the text outside code, and
-  no formula contains a MathJax error (``merror``) or an undefined macro;
+  no formula contains a MathJax error (``merror``) or an undefined macro, and no displayed
+  formula is wider than the text column (at 1280 pixels it would be cut off or scroll);
 * every ``<img>`` loaded (``naturalWidth > 0``);
 * every link into the book resolves to an existing file and, with a ``#fragment``, to an
   element with that id;
@@ -209,7 +210,14 @@ async (rawTex) => {
     const hit = rawTex.find(tex => text.includes(tex));
     if (hit) rawLeft.push(hit + ' in: ' + text.trim().slice(0, 80));
   }
+  const column = document.querySelector('.bd-article, main, article');
+  const columnRight = column ? column.getBoundingClientRect().right : window.innerWidth;
+  const tooWide = Array.from(document.querySelectorAll('mjx-container[display="true"]'))
+    .filter(el => el.scrollWidth > el.parentElement.clientWidth + 2
+                  || el.getBoundingClientRect().right > columnRight + 2)
+    .map(el => (el.textContent || '').trim().slice(0, 80));
   return {
+    tooWide,
     mathjax: MJ && MJ.version ? MJ.version : null,
     formulas: mathNodes.length,
     untypeset, mathErrors, rawLeft,
@@ -225,7 +233,7 @@ async (rawTex) => {
 @pytest.mark.parametrize("page_path", book_pages())
 def test_page(page_path, book_url, browser):
     problems: list[str] = []
-    context = browser.new_context()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
 
     def offline_only(route):
@@ -264,6 +272,7 @@ def test_page(page_path, book_url, browser):
 
     problems += [f"formula not typeset by MathJax: {tex}" for tex in report["untypeset"]]
     problems += [f"MathJax error in: {tex}" for tex in report["mathErrors"]]
+    problems += [f"formula wider than the text column: {tex}" for tex in report["tooWide"]]
     problems += [f"raw LaTeX left in the text: {text}" for text in report["rawLeft"]]
     problems += [f"image did not load: {src}" for src in report["brokenImages"]]
     links = sorted(set(report["links"]))
