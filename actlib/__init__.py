@@ -13,7 +13,7 @@ and ``actlib.FeedForward`` are transformer feed-forward blocks; ``actlib.Hierarc
 ``actlib.analysis`` holds the measurements the book's experiments share.
 """
 
-from . import analysis, catalog, monitor, plotting
+from . import analysis, catalog, meanfield, monitor, plotting
 from .device import pick_device, seeded_randn
 from .elementwise import (
     celu,
