@@ -15,7 +15,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["balanced_tree", "check_tree", "huffman_tree", "random_tree", "tree_paths"]
+__all__ = [
+    "balanced_tree",
+    "check_tree",
+    "clustered_tree",
+    "huffman_tree",
+    "random_tree",
+    "tree_paths",
+]
 
 
 def _check_num_classes(num_classes: int) -> None:
@@ -262,3 +269,110 @@ def tree_paths(children: Tensor) -> tuple[Tensor, Tensor]:
     nodes = torch.where(on_path, up_nodes_t.gather(1, from_leaf), 0)
     signs = torch.where(on_path, up_signs_t.gather(1, from_leaf), 0).to(torch.int8)
     return nodes, signs
+
+
+def clustered_tree(
+    embeddings, iterations: int = 10, generator: torch.Generator | None = None
+) -> Tensor:
+    r"""A balanced tree that puts similar classes under the same internal nodes: recursive 2-means.
+
+    Mnih and Hinton (2009) build the tree of a hierarchical language model from class
+    embeddings learnt by a first model: split the classes into two clusters, then split each
+    cluster again, down to single classes. Here each split is a *balanced* 2-means on the
+    rows of ``embeddings``: with centroids :math:`\mu_1, \mu_2`, every class :math:`c` of the
+    set gets the score :math:`s_c = \lVert e_c - \mu_1\rVert^2 - \lVert e_c - \mu_2\rVert^2`,
+    the :math:`\lceil n/2 \rceil` classes of smallest score form the left child and the rest the
+    right one, and the centroids are recomputed as the means of the two halves, up to
+    ``iterations`` times or until no class changes sides. The first centroids are a random
+    class of the set and the class farthest from it. Every path therefore has
+    :math:`\lfloor \log_2 N \rfloor` or :math:`\lceil \log_2 N \rceil` steps, as in
+    :func:`balanced_tree`, but a node's decision now separates groups of similar classes,
+    which is easier to learn than an arbitrary split.
+
+    All the sets of one depth are split at once, by segment operations over the ``N`` rows,
+    rather than by a Python loop over the nodes.
+
+    Args:
+        embeddings: an ``(N, D)`` real tensor (or array), one row per class, ``N >= 2``,
+            finite; used in float64 on the CPU.
+        iterations: the most 2-means updates per split, ``>= 1``.
+        generator: the ``torch.Generator`` that picks the first centroid of each split
+            (reproducible); the global one if ``None``.
+
+    Returns:
+        ``children``, an int64 tensor of shape ``(N - 1, 2)``, numbered breadth-first.
+    """
+    points = torch.as_tensor(embeddings).detach()
+    if points.is_complex() or points.dtype == torch.bool:
+        raise TypeError(f"embeddings must be real numbers, got dtype {points.dtype}")
+    if points.dim() != 2:
+        raise ValueError(
+            f"embeddings must be an (N, D) table, one row per class, got shape {tuple(points.shape)}"
+        )
+    points = points.to("cpu", torch.float64)
+    num_classes = points.shape[0]
+    _check_num_classes(num_classes)
+    if not torch.isfinite(points).all():
+        raise ValueError("embeddings must be finite")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+
+    num_internal = num_classes - 1
+    children = torch.empty(num_internal, 2, dtype=torch.int64)
+    # The sets still to split, each a contiguous block of `order` (class ids), in
+    # breadth-first order, with their sizes (all >= 2) and their internal node ids.
+    order = torch.arange(num_classes)
+    sizes = torch.tensor([num_classes])
+    nodes = torch.tensor([0])
+    next_node = 1
+    while sizes.numel():
+        num_sets = sizes.numel()
+        starts = torch.cumsum(sizes, 0) - sizes
+        segment = torch.repeat_interleave(torch.arange(num_sets), sizes)
+        position = torch.arange(order.numel())
+        half = (sizes + 1) // 2  # the left child's size
+        x = points[order]
+
+        # First centroids: a random member and the member farthest from it.
+        first = starts + (torch.rand(num_sets, generator=generator, dtype=torch.float64) * sizes).long()
+        first = torch.minimum(first, starts + sizes - 1)
+        distance = (x - x[first][segment]).pow(2).sum(1)
+        farthest = torch.zeros(num_sets, dtype=torch.float64).scatter_reduce(
+            0, segment, distance, "amax", include_self=False
+        )
+        candidate = torch.where(distance == farthest[segment], position, order.numel())
+        second = torch.full((num_sets,), order.numel()).scatter_reduce(0, segment, candidate, "amin")
+        mu_left, mu_right = x[first], x[second]
+
+        within, left = None, None
+        counts = torch.stack([half, sizes - half], dim=1).reshape(-1, 1)
+        for _ in range(iterations):
+            # ||x - mu_l||^2 - ||x - mu_r||^2, without forming x - mu per row
+            offset = mu_left.pow(2).sum(1) - mu_right.pow(2).sum(1)
+            score = offset[segment] - 2 * (x * (mu_left - mu_right)[segment]).sum(1)
+            # Sort by score within each set (stable sorts: by score, then by set).
+            by_score = torch.argsort(score, stable=True)
+            now_within = by_score[torch.argsort(segment[by_score], stable=True)]
+            now_left = torch.empty(x.shape[0], dtype=torch.bool)
+            now_left[now_within] = position - starts[segment] < half[segment]
+            if left is not None and torch.equal(now_left, left):
+                break
+            within, left = now_within, now_left
+            side = segment * 2 + (~left).long()
+            sums = torch.zeros(2 * num_sets, x.shape[1], dtype=torch.float64).index_add_(0, side, x)
+            mu_left, mu_right = (sums / counts).reshape(num_sets, 2, -1).unbind(1)
+        order = order[within]
+
+        # Children of every set: left then right, in breadth-first order.
+        child_sizes = torch.stack([half, sizes - half], dim=1).reshape(-1)
+        child_starts = torch.cumsum(child_sizes, 0) - child_sizes
+        is_internal = child_sizes >= 2
+        internal_ids = next_node + torch.cumsum(is_internal.long(), 0) - 1
+        leaf_ids = num_internal + order[child_starts]
+        children[nodes] = torch.where(is_internal, internal_ids, leaf_ids).reshape(num_sets, 2)
+        next_node += int(is_internal.sum())
+
+        keep = is_internal[torch.repeat_interleave(torch.arange(2 * num_sets), child_sizes)]
+        order = order[keep]
+        sizes, nodes = child_sizes[is_internal], internal_ids[is_internal]
+    return children
