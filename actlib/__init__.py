@@ -9,7 +9,8 @@ Every activation comes in three forms, named as in PyTorch:
 ``actlib.catalog.CATALOG`` holds one record per activation (formula, derivative,
 properties), from which the tests and the book are generated. ``actlib.GatedFeedForward``
 and ``actlib.FeedForward`` are transformer feed-forward blocks; ``actlib.HierarchicalSoftmax``
-(trees in ``actlib.trees``) replaces a full softmax over many classes, and
+(trees in ``actlib.trees``), ``actlib.NegativeSampling`` and ``actlib.SampledSoftmax``
+replace a full softmax over many classes, and
 ``actlib.analysis`` holds the measurements the book's experiments share.
 """
 
@@ -69,7 +70,8 @@ from .modules import (
     Tanh,
 )
 from .monitor import TrainingMonitor
+from .sampled import NegativeSampling, SampledSoftmax
 from .softmax import argmax, log_softmax, softmax
-from .trees import balanced_tree, check_tree, huffman_tree, random_tree, tree_paths
+from .trees import balanced_tree, check_tree, clustered_tree, huffman_tree, random_tree, tree_paths
 
 __version__ = "0.1.0"

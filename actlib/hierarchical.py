@@ -106,11 +106,18 @@ def _path_scores(input: Tensor, weight: Tensor, nodes: Tensor, on_path: Tensor) 
     return torch.linalg.vecdot(_opmath(rows), _opmath(input).unsqueeze(-2))
 
 
-def _gradient_rows(indices: Tensor, rows: Tensor, shape: torch.Size, sparse: bool) -> Tensor:
-    """Sum ``rows`` into a zero tensor of ``shape`` at ``indices`` (dense or sparse COO)."""
+def _gradient_rows(indices: Tensor, rows: Tensor, parameter: Tensor, sparse: bool) -> Tensor:
+    """Sum ``rows`` into a zero gradient for ``parameter`` at ``indices`` (dense or sparse COO).
+
+    A dense gradient is a fresh tensor laid out like the parameter (its strides, not a
+    broadcast view with zero strides), which is the layout autograd's gradient contract
+    and DistributedDataParallel's gradient buckets expect.
+    """
     if sparse:  # like nn.Embedding(sparse=True): uncoalesced; the optimiser sums repeats
-        return torch.sparse_coo_tensor(indices.unsqueeze(0), rows, shape, check_invariants=False)
-    return rows.new_zeros(shape).index_add_(0, indices, rows)
+        return torch.sparse_coo_tensor(
+            indices.unsqueeze(0), rows, parameter.shape, check_invariants=False
+        )
+    return torch.zeros_like(parameter, dtype=rows.dtype).index_add_(0, indices, rows)
 
 
 def _is_transformed(tensor: Tensor) -> bool:
@@ -200,15 +207,15 @@ class _PathLogLikelihood(torch.autograd.Function):
             rows = grad_scores.unsqueeze(2) * input.unsqueeze(1)
             rows = rows.to(weight.dtype).reshape(-1, weight.shape[1])
             if differentiable:
-                grad_weight = weight.new_zeros(weight.shape).index_add(0, flat_nodes, rows)
+                grad_weight = torch.zeros_like(weight).index_add(0, flat_nodes, rows)
             else:
-                grad_weight = _gradient_rows(flat_nodes, rows, weight.shape, ctx.sparse)
+                grad_weight = _gradient_rows(flat_nodes, rows, weight, ctx.sparse)
         if bias is not None and ctx.needs_input_grad[2]:
             rows = grad_scores.reshape(-1).to(weight.dtype)
             if differentiable:
-                grad_bias = bias.new_zeros(bias.shape).index_add(0, flat_nodes, rows)
+                grad_bias = torch.zeros_like(bias).index_add(0, flat_nodes, rows)
             else:
-                grad_bias = _gradient_rows(flat_nodes, rows, weight.shape[:1], ctx.sparse)
+                grad_bias = _gradient_rows(flat_nodes, rows, bias, ctx.sparse)
         return grad_input, grad_weight, grad_bias, None, None, None
 
     @eager_only_jvp
@@ -228,6 +235,52 @@ class _PathLogLikelihood(torch.autograd.Function):
             score_tangent = score_tangent + _opmath(bias_tangent)[nodes]
         tangent = (torch.sigmoid(-z) * signs.to(z.dtype) * score_tangent).sum(dim=1)
         return tangent, None
+
+
+# Each parameter lives in a node table of its own (a submodule); HierarchicalSoftmax's
+# ``weight`` and ``bias`` are the ``weight`` of these tables.
+_TABLES = {"weight": "node_vectors", "bias": "node_biases"}
+
+
+class _NodeTable(nn.Embedding):
+    r"""One entry per internal node: the vectors :math:`w_n` (``(N - 1, D)``) or the biases
+    :math:`b_n` (``(N - 1)``, one-dimensional), as the ``weight`` of an ``nn.Embedding``.
+
+    An ``nn.Embedding`` for one reason: :class:`~torch.nn.parallel.DistributedDataParallel`
+    expects sparse gradients only from the parameters of ``nn.Embedding`` and
+    ``nn.EmbeddingBag`` modules built with ``sparse=True``. Any other parameter gets a
+    dense gradient bucket, and a sparse gradient arriving there first draws the warning
+    "Grad strides do not match bucket view strides" (a sparse tensor reports strides
+    ``[0, 0]``) and then fails with "Cannot access storage of SparseTensorImpl". The
+    table is never called: :class:`HierarchicalSoftmax` reads ``weight`` and computes its
+    gradient itself (``_PathLogLikelihood``).
+    """
+
+    def __init__(self, shape: tuple[int, ...], bound: float, sparse: bool, **factory) -> None:
+        # Not nn.Embedding.__init__, which would draw N(0, 1) weights first and so shift
+        # the random stream; these are the attributes nn.Embedding's methods read.
+        nn.Module.__init__(self)
+        self.num_embeddings = shape[0]
+        self.embedding_dim = shape[1] if len(shape) == 2 else 1
+        self.padding_idx = None
+        self.max_norm = None
+        self.norm_type = 2.0
+        self.scale_grad_by_freq = False
+        self.sparse = sparse
+        self.bound = bound
+        self.weight = nn.Parameter(torch.empty(shape, **factory))  # drawn by the layer
+
+    def reset_parameters(self) -> None:
+        r""":math:`\mathcal{U}(-1/\sqrt{D}, 1/\sqrt{D})`, as ``nn.Linear`` initialises."""
+        nn.init.uniform_(self.weight, -self.bound, self.bound)
+
+    def forward(self, input: Tensor) -> Tensor:
+        raise NotImplementedError(
+            "a node table of HierarchicalSoftmax is not called: the layer reads its weight"
+        )
+
+    def extra_repr(self) -> str:
+        return f"{tuple(self.weight.shape)}, sparse={self.sparse}"
 
 
 class HierarchicalSoftmax(nn.Module):
@@ -268,10 +321,25 @@ class HierarchicalSoftmax(nn.Module):
 
     Attributes:
         weight: :math:`(N - 1, D)`, one row per internal node, initialised like
-            ``nn.Linear``: :math:`\mathcal{U}(-1/\sqrt{D}, 1/\sqrt{D})`.
-        bias: :math:`(N - 1)`, initialised the same way.
+            ``nn.Linear``: :math:`\mathcal{U}(-1/\sqrt{D}, 1/\sqrt{D})`. It is the
+            ``weight`` of the submodule ``node_vectors``, an ``nn.Embedding``.
+        bias: :math:`(N - 1)`, initialised the same way: the one-dimensional ``weight``
+            of ``node_biases`` (``None``, and ``node_biases`` ``None``, for
+            ``bias=False``). Both are ordinary leaf parameters with their own ``.grad``;
+            assigning to them, or giving ``{"weight": ..., "bias": ...}`` to
+            :func:`torch.func.functional_call`, sets the tables' ``weight``.
         node_children, path_nodes, path_signs: the tree, as buffers, so they move with
             ``.to(device)`` and travel in ``state_dict``.
+
+    Distributed training: the parameters live in ``nn.Embedding`` submodules because
+    :class:`~torch.nn.parallel.DistributedDataParallel` accepts sparse gradients only
+    from those, so ``sparse=True`` works under DDP with a backend that all-reduces
+    sparse tensors (gloo; PyTorch's NCCL backend has no sparse all-reduce, so on GPUs
+    with NCCL use ``sparse=False``). Every dense gradient is a fresh tensor with the
+    parameter's strides, as DDP's gradient buckets expect. The ``state_dict`` keys are
+    therefore ``node_vectors.weight`` and ``node_biases.weight``; a state dict saved by
+    earlier versions, with the keys ``weight`` and ``bias``, still loads
+    (:meth:`_load_from_state_dict` renames them).
 
     Shape:
         - input: :math:`(*, D)`, any number of leading dimensions, as for ``nn.Linear``;
@@ -324,23 +392,76 @@ class HierarchicalSoftmax(nn.Module):
         nodes, signs = tree_paths(children)
         self.in_features = in_features
         self.num_classes = num_classes
-        self.sparse = sparse
         self.register_buffer("node_children", children.to(device))
         self.register_buffer("path_nodes", nodes.to(device))
         self.register_buffer("path_signs", signs.to(device))
         factory = {"device": device, "dtype": dtype}
-        self.weight = nn.Parameter(torch.empty(num_classes - 1, in_features, **factory))
+        bound = in_features**-0.5
+        # The tables draw nothing when built; reset_parameters draws the weight, then
+        # the bias, from the global generator, as nn.Linear does.
+        num_internal = num_classes - 1
+        self.node_vectors = _NodeTable((num_internal, in_features), bound, sparse, **factory)
         if bias:
-            self.bias = nn.Parameter(torch.empty(num_classes - 1, **factory))
+            self.node_biases = _NodeTable((num_internal,), bound, sparse, **factory)
         else:
-            self.register_parameter("bias", None)
+            self.register_module("node_biases", None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        bound = self.in_features**-0.5
-        nn.init.uniform_(self.weight, -bound, bound)
-        if self.bias is not None:
-            nn.init.uniform_(self.bias, -bound, bound)
+        self.node_vectors.reset_parameters()
+        if self.node_biases is not None:
+            self.node_biases.reset_parameters()
+
+    @property
+    def sparse(self) -> bool:
+        """Sparse weight and bias gradients; set it before wrapping the layer in DDP."""
+        return self.node_vectors.sparse
+
+    @sparse.setter
+    def sparse(self, value: bool) -> None:
+        for table in (self.node_vectors, self.node_biases):
+            if table is not None:
+                table.sparse = bool(value)
+
+    @property
+    def weight(self) -> nn.Parameter:
+        """The node vectors :math:`w_n`, shape :math:`(N - 1, D)` (``node_vectors.weight``)."""
+        return self.node_vectors.weight
+
+    @property
+    def bias(self) -> nn.Parameter | None:
+        """The node biases :math:`b_n`, shape :math:`(N - 1)` (``node_biases.weight``)."""
+        table = self.node_biases
+        return None if table is None else table.weight
+
+    def __setattr__(self, name: str, value) -> None:
+        table_name = _TABLES.get(name)
+        if table_name is None or table_name not in self.__dict__.get("_modules", {}):
+            super().__setattr__(name, value)
+            return
+        table = self._modules[table_name]
+        if table is None:  # bias=False
+            if value is not None:
+                raise AttributeError("this HierarchicalSoftmax was built with bias=False")
+        elif isinstance(value, nn.Parameter):
+            table.weight = value
+        elif isinstance(value, Tensor):
+            # A plain tensor in place of the parameter, as torch.func.functional_call
+            # swaps one in (and the original back afterwards).
+            table._parameters["weight"] = value
+        else:
+            raise TypeError(
+                f"{name} must be a torch.Tensor or an nn.Parameter, got {type(value).__name__}"
+            )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # State dicts saved before the parameters moved into the node tables say
+        # "weight" and "bias"; load_state_dict hands each module a copy it may edit.
+        for name, table_name in _TABLES.items():
+            old, new = prefix + name, f"{prefix}{table_name}.weight"
+            if old in state_dict and new not in state_dict:
+                state_dict[new] = state_dict.pop(old)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (

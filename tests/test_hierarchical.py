@@ -284,7 +284,8 @@ def test_state_dict_round_trip_carries_the_tree():
     counts = zipf_counts(200)
     module = HierarchicalSoftmax(6, 200, counts=counts)
     state = module.state_dict()
-    assert {"node_children", "path_nodes", "path_signs", "weight", "bias"} <= set(state)
+    tree_keys = {"node_children", "path_nodes", "path_signs"}
+    assert set(state) == tree_keys | {"node_vectors.weight", "node_biases.weight"}
     copy = HierarchicalSoftmax(6, 200, counts=counts)
     copy.load_state_dict(state)
     x = torch.randn(7, 6)
@@ -292,6 +293,107 @@ def test_state_dict_round_trip_carries_the_tree():
     as_double = module.double()
     assert as_double.path_nodes.dtype == torch.int64
     assert as_double.path_signs.dtype == torch.int8
+
+
+def _old_state_dict(module):
+    """The state dict as saved before the parameters moved into nn.Embedding tables."""
+    state = module.state_dict()
+    renamed = {"node_vectors.weight": "weight", "node_biases.weight": "bias"}
+    return {renamed.get(key, key): value for key, value in state.items()}
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_state_dict_with_the_old_keys_still_loads(bias):
+    saved = HierarchicalSoftmax(6, 40, bias=bias)
+    old = _old_state_dict(saved)
+    assert ("bias" in old) == bias and "weight" in old
+    fresh = HierarchicalSoftmax(6, 40, bias=bias)
+    result = fresh.load_state_dict(old)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert torch.equal(fresh.weight, saved.weight)
+    if bias:
+        assert torch.equal(fresh.bias, saved.bias)
+    # inside a model too, where every key has a prefix; the caller's dict is left alone
+    model = torch.nn.Sequential(torch.nn.Linear(6, 6), HierarchicalSoftmax(6, 40, bias=bias))
+    nested = {f"1.{key}": value for key, value in old.items()}
+    nested.update({f"0.{key}": value for key, value in model[0].state_dict().items()})
+    keys_before = set(nested)
+    model.load_state_dict(nested)  # strict: no missing, no unexpected keys
+    assert set(nested) == keys_before
+    assert torch.equal(model[1].weight, saved.weight)
+    # the new keys win when a dict somehow holds both
+    both = {**saved.state_dict(), "weight": torch.zeros_like(saved.weight)}
+    with pytest.raises(RuntimeError, match='Unexpected key.*"weight"'):
+        fresh.load_state_dict(both)
+
+
+def test_parameters_live_in_embedding_tables_that_ddp_recognises():
+    """DDP expects sparse gradients only from nn.Embedding(sparse=True) parameters."""
+    for sparse in (False, True):
+        layer = HierarchicalSoftmax(5, 9, sparse=sparse)
+        assert [name for name, _ in layer.named_parameters()] == [
+            "node_vectors.weight",
+            "node_biases.weight",
+        ]
+        assert list(layer.parameters()) == [layer.weight, layer.bias]  # the old order
+        for table, parameter in ((layer.node_vectors, layer.weight), (layer.node_biases, layer.bias)):
+            assert isinstance(table, torch.nn.Embedding) and table.sparse is sparse
+            assert table.weight is parameter and parameter.is_leaf
+        assert layer.weight.shape == (8, 5) and layer.bias.shape == (8,)
+    layer.sparse = False  # one switch for both tables
+    assert not layer.node_vectors.sparse and not layer.node_biases.sparse
+    without = HierarchicalSoftmax(5, 9, bias=False)
+    assert without.bias is None and without.node_biases is None
+    assert [name for name, _ in without.named_parameters()] == ["node_vectors.weight"]
+    with pytest.raises(NotImplementedError, match="not called"):
+        layer.node_vectors(torch.tensor([0]))
+
+
+def test_initialisation_draws_weight_then_bias_from_the_global_generator():
+    """As before the tables: U(-1/sqrt(D), 1/sqrt(D)), weight first, nothing else drawn."""
+    torch.manual_seed(5)
+    layer = HierarchicalSoftmax(4, 11)
+    after = torch.rand(1)
+    torch.manual_seed(5)
+    weight = torch.empty(10, 4).uniform_(-0.5, 0.5)
+    bias = torch.empty(10).uniform_(-0.5, 0.5)
+    assert torch.equal(layer.weight, weight) and torch.equal(layer.bias, bias)
+    assert torch.equal(torch.rand(1), after)
+
+
+def test_assigning_weight_and_bias_sets_the_tables():
+    layer = HierarchicalSoftmax(3, 5)
+    new_weight = torch.nn.Parameter(torch.ones(4, 3))
+    layer.weight = new_weight
+    assert layer.node_vectors.weight is new_weight and layer.weight is new_weight
+    layer.bias = torch.nn.Parameter(torch.zeros(4))
+    assert list(layer.parameters()) == [layer.weight, layer.bias]
+    x = torch.randn(2, 3)
+    # class 0 of the balanced tree over 5 classes: left at the root, then right
+    expected = F.logsigmoid(x.sum(-1, keepdim=True) * torch.tensor([1.0, -1.0])).sum(-1)
+    torch.testing.assert_close(layer(x, torch.tensor([0, 0])).output, expected)
+    with pytest.raises(TypeError, match="weight must be a torch.Tensor"):
+        layer.weight = [1.0]
+    with pytest.raises(AttributeError, match="bias=False"):
+        HierarchicalSoftmax(3, 5, bias=False).bias = torch.nn.Parameter(torch.zeros(4))
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_dense_gradients_have_the_parameters_strides(sparse):
+    """No broadcast (zero-stride) gradient: DDP's buckets warn about any other layout."""
+    layer = HierarchicalSoftmax(6, 30, sparse=sparse)
+    if not sparse:  # even for a parameter that is not row-major
+        layer.weight = torch.nn.Parameter(torch.randn(6, 29).t())
+    for batch in (1, 7):
+        layer.zero_grad(set_to_none=True)
+        x = torch.randn(batch, 6)
+        layer(x, torch.randint(0, 30, (batch,))).loss.backward()
+        for parameter in layer.parameters():
+            if sparse:
+                assert parameter.grad.is_sparse
+            else:
+                assert parameter.grad.stride() == parameter.stride()
+                assert 0 not in parameter.grad.stride()
 
 
 @pytest.mark.parametrize("half_dtype", [torch.bfloat16, torch.float16])
@@ -451,8 +553,8 @@ def test_per_example_gradients_with_vmap():
     for i in range(5):
         loss = layer(x[i : i + 1], target[i : i + 1]).loss
         weight, bias = torch.autograd.grad(loss, (layer.weight, layer.bias))
-        torch.testing.assert_close(per_example["weight"][i], weight)
-        torch.testing.assert_close(per_example["bias"][i], bias)
+        torch.testing.assert_close(per_example["node_vectors.weight"][i], weight)
+        torch.testing.assert_close(per_example["node_biases.weight"][i], bias)
 
 
 def test_sparse_gradients_refuse_to_be_differentiated_twice():
