@@ -276,10 +276,14 @@ class LayerStatistics:
 
 
 def activation_derivative(activation: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """∂(Σ f(z))/∂z: f'(z) for an element-wise f; for maxout 1 where a piece wins, else 0."""
+    """∂(Σ f(z))/∂z: f'(z) for an element-wise f; for maxout 1 where a piece wins, else 0.
+
+    The activation sees a copy of ``z`` that is not a leaf, so an in-place module
+    (``nn.ReLU(inplace=True)``) works and leaves the caller's ``z`` untouched.
+    """
     with torch.enable_grad():
-        z = z.detach().requires_grad_(True)
-        (dz,) = torch.autograd.grad(activation(z).sum(), z)
+        leaf = z.detach().requires_grad_(True)
+        (dz,) = torch.autograd.grad(activation(leaf.clone()).sum(), leaf)
     return dz
 
 
@@ -414,6 +418,8 @@ def train(
     y_test: torch.Tensor | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
     on_eval: Callable[[nn.Module, float], None] | None = None,
+    on_backward: Callable[[nn.Module, int], None] | None = None,
+    on_step: Callable[[nn.Module, int], None] | None = None,
 ) -> TrainingCurve:
     r"""Train ``model`` in place by mini-batch gradient descent and return its :class:`TrainingCurve`.
 
@@ -426,7 +432,15 @@ def train(
     steps) and before the first step. On a CPU with a fixed number of threads the same
     arguments give the same curve, bit for bit. ``on_eval(model, epoch)``, when given, is
     called at every evaluation point, to measure anything else along the way (it must
-    not change the model).
+    not change the model). ``on_backward(model, step)`` is called after every
+    ``loss.backward()`` and before the optimiser's step (the gradients are in the
+    parameters' ``.grad``), ``on_step(model, step)`` after every ``optimizer.step()``;
+    ``step`` counts the optimiser steps from 0. Together they drive a
+    :class:`actlib.TrainingMonitor`::
+
+        train(model, x, y, epochs, lr,
+              on_backward=lambda m, s: monitor.after_backward(),
+              on_step=lambda m, s: monitor.after_step())
     """
     if optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
@@ -464,6 +478,7 @@ def train(
 
     finite = record(0.0)
     model.train()
+    taken = 0  # optimiser steps so far
     for epoch in range(epochs):
         if not finite:
             break
@@ -473,7 +488,12 @@ def train(
             loss = loss_fn(model(x[batch]), y[batch])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if on_backward is not None:
+                on_backward(model, taken)
             opt.step()
+            if on_step is not None:
+                on_step(model, taken)
+            taken += 1
             if step + 1 in checkpoints:
                 finite = record(epoch + checkpoints[step + 1] / evals_per_epoch)
                 if not finite:

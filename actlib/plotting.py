@@ -171,3 +171,59 @@ def plot_ratio_history(monitor, field: str = "update_to_data", ax: plt.Axes | No
     ax.set_ylabel(f"log10 {field.replace('_to_', ':')}")
     ax.legend(loc="upper right")
     return ax
+
+
+def plot_binned_layers(rows, ax: plt.Axes | None = None, xlabel: str = "h",
+                       title: str | None = None, cmap: str = "viridis") -> plt.Axes:  # fmt: skip
+    """One curve per layer from stored histograms, e.g. the rows of a CSV in ``book/data/``.
+
+    Each row is a mapping with ``layer``, ``low``, ``high`` and ``counts``: the fraction of
+    the layer's values in each of ``len(counts)`` equal bins over [low, high] (a sequence of
+    numbers, or one space-separated string, as a CSV stores it). As in
+    :func:`plot_layer_histograms`, each curve is drawn at the bin centres; the layers are
+    coloured from light to dark along ``cmap``, input side first (ordered by ``layer``).
+    """
+    rows = sorted(rows, key=lambda r: int(r["layer"]))
+    if not rows:
+        raise ValueError("no histogram rows to plot")
+    if ax is None:
+        _, ax = plt.subplots()
+    colours = plt.get_cmap(cmap)(np.linspace(0.9, 0.1, len(rows)))
+    for row, colour in zip(rows, colours, strict=True):
+        counts = row["counts"]
+        share = np.array(counts.split() if isinstance(counts, str) else counts, dtype=float)
+        edges = np.linspace(float(row["low"]), float(row["high"]), len(share) + 1)
+        ax.plot((edges[1:] + edges[:-1]) / 2, share, color=colour, label=f"layer {row['layer']}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("fraction of values")
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def plot_histogram_grid(rows, symbol: str = "h", log_gradients: bool = True):
+    """The 2 × 2 figure of one training run: activations (top) and gradients ∂L/∂h (bottom)
+    per layer, at initialisation (left) and after training (right).
+
+    ``rows`` are stored histograms (see :func:`plot_binned_layers`) of one run, each with a
+    ``moment`` (``"init"`` or ``"final"``) and a ``kind`` (``"activations"`` or
+    ``"gradients"``). ``log_gradients`` draws the gradient panels on a logarithmic y axis, so
+    the narrow spike of a layer whose gradients have shrunk does not hide the others.
+    Returns ``(figure, axes)``.
+    """
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    for column, (moment, when) in enumerate((("init", "at initialisation"),
+                                             ("final", "after training"))):  # fmt: skip
+        for line, kind in enumerate(("activations", "gradients")):
+            ax = axes[line, column]
+            chosen = [r for r in rows if r["moment"] == moment and r["kind"] == kind]
+            xlabel = f"${symbol}$" if kind == "activations" else rf"$\partial L/\partial {symbol}$"
+            plot_binned_layers(chosen, ax=ax, xlabel=xlabel, title=f"{kind} {when}")
+            if kind == "gradients":
+                ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 2))
+                if log_gradients:
+                    ax.set_yscale("log")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right")  # beside the panels, covering no curve
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
+    return fig, axes

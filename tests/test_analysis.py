@@ -370,3 +370,47 @@ def test_spread_is_median_and_range():
         analysis.spread([1.0, math.nan])
     with pytest.raises(ValueError):
         analysis.spread([])
+
+
+def test_train_calls_on_backward_between_backward_and_step_and_on_step_after_it():
+    x, y = actlib.seeded_randn(70, 5, seed=3), torch.arange(70) % 3
+    plain = analysis.build_mlp(5, 8, 2, 3, "tanh", seed=1)
+    hooked = analysis.build_mlp(5, 8, 2, 3, "tanh", seed=1)
+    calls = []
+
+    def on_backward(model, step):
+        weight = model[0].weight
+        assert weight.grad is not None  # the gradient of this step is there ...
+        calls.append(("backward", step, weight.detach().clone()))
+
+    def on_step(model, step):
+        before = calls[-1]
+        assert before[:2] == ("backward", step)
+        assert not torch.equal(model[0].weight.detach(), before[2])  # ... and the step is taken
+        calls.append(("step", step, None))
+
+    curve = analysis.train(plain, x, y, epochs=2, lr=0.1, batch_size=32, seed=4)
+    hooked_curve = analysis.train(hooked, x, y, epochs=2, lr=0.1, batch_size=32, seed=4,
+                                  on_backward=on_backward, on_step=on_step)  # fmt: skip
+    steps = 2 * math.ceil(70 / 32)
+    assert [(kind, step) for kind, step, _ in calls] == [
+        (kind, step) for step in range(steps) for kind in ("backward", "step")
+    ]
+    # The callbacks change nothing: the same curve and weights, bit for bit.
+    assert curve.loss == hooked_curve.loss and curve.error == hooked_curve.error
+    for a, b in zip(plain.parameters(), hooked.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_train_drives_a_training_monitor():
+    x, y = actlib.seeded_randn(64, 5, seed=3), torch.arange(64) % 3
+    model = analysis.build_mlp(5, 8, 2, 3, "relu", seed=1)
+    monitor = actlib.TrainingMonitor(model, every=3, warn_dead=1.0, update_range=(0, math.inf))
+    analysis.train(model, x, y, epochs=2, lr=0.05, batch_size=16, seed=0,
+                   on_backward=lambda m, s: monitor.after_backward(),
+                   on_step=lambda m, s: monitor.after_step())  # fmt: skip
+    assert monitor.step == 8
+    steps, _ = monitor.history("1", "dead")
+    assert steps == [0, 3, 6]
+    ratio_steps, ratios = monitor.history("0.weight", "update_to_data")
+    assert ratio_steps == [0, 3, 6] and all(r > 0 for r in ratios)

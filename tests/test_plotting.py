@@ -87,3 +87,30 @@ def test_monitor_plots_one_curve_per_layer_and_weight():
     assert len(plot_ratio_history(monitor).get_lines()) == 3 + 1  # three matrices + the 1e-3 line
     with pytest.raises(ValueError, match="no record at step 7"):
         plot_layer_histograms(monitor, step=7)
+
+
+def test_binned_layers_draw_one_curve_per_stored_row_at_the_bin_centres():
+    import pytest
+
+    from actlib.plotting import plot_binned_layers, plot_histogram_grid
+
+    rows = [
+        {"layer": "2", "low": "0", "high": "1", "counts": "0.5 0.25 0.25 0"},
+        {"layer": "1", "low": "-1", "high": "1", "counts": [0.0, 1.0]},
+    ]
+    ax = plot_binned_layers(rows, title="t")
+    first, second = ax.get_lines()
+    assert first.get_label() == "layer 1" and second.get_label() == "layer 2"  # sorted by layer
+    np.testing.assert_allclose(first.get_xdata(), [-0.5, 0.5])
+    np.testing.assert_allclose(first.get_ydata(), [0.0, 1.0])
+    np.testing.assert_allclose(second.get_xdata(), [0.125, 0.375, 0.625, 0.875])
+    np.testing.assert_allclose(second.get_ydata(), [0.5, 0.25, 0.25, 0.0])
+    with pytest.raises(ValueError, match="no histogram rows"):
+        plot_binned_layers([])
+    grid = [{**row, "moment": moment, "kind": kind} for row in rows
+            for moment in ("init", "final") for kind in ("activations", "gradients")]  # fmt: skip
+    fig, axes = plot_histogram_grid(grid)
+    assert [len(ax.get_lines()) for ax in axes.flat] == [2, 2, 2, 2]
+    assert axes[1, 0].get_yscale() == "log" and axes[0, 0].get_yscale() == "linear"
+    assert axes[0, 1].get_title() == "activations after training"
+    plt.close(fig)
