@@ -36,8 +36,11 @@ The expectations are quadratures in float64: composite Gauss–Legendre over
 of :math:`[-8, 8]`, where the catalog's kinks lie (ReLU's 0, hardtanh's ±1, hardswish's ±3,
 ReLU6's 6), so a kink costs no accuracy (a plain Gauss–Hermite rule converges only
 algebraically across one). The activation is evaluated through actlib: ``f`` is a catalog
-name (``"tanh"``, ``"swiglu"`` …), an ``nn.Module`` or a callable on tensors, and its
-derivative comes from autograd through actlib's hand-written backward.
+name (``"tanh"``, ``"swiglu"`` …), an ``nn.Module`` (copied to float64 on the CPU and
+evaluated in eval mode; the caller's module is left as it is) or a callable that takes a
+float64 torch tensor and returns the float64 tensor of f applied element by element (a
+function that is not, such as softmax, or that needs numpy, is refused with a TypeError or
+ValueError), and its derivative comes from autograd through actlib's hand-written backward.
 
 A unit that reads several inputs, a gated unit :math:`g(a)\, b` (GLU, ReGLU, GEGLU,
 SwiGLU: the linear layer before it is twice as wide, each half with fan-in :math:`n`) or
@@ -49,6 +52,7 @@ what the backward pass multiplies by. For a gated unit with independent halves t
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from functools import cache
@@ -72,7 +76,7 @@ __all__ = [
 ]
 
 #: Gauss–Hermite nodes per dimension for the correlation map of a unit with k > 1 inputs.
-NODES = {4: 16}
+NODES = {4: 20}
 
 #: Pieces of the 1-D rule: Gauss–Legendre on panels over u in [-R, R], R = RADIUS·√q, with
 #: panel edges at every integer |u| <= KINKS, where the catalog's kinks lie (0, ±1, ±3, 6).
@@ -140,23 +144,56 @@ def _hermite_grid(dims: int, nodes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Unit:
-    """An activation evaluated in float64 through actlib, with the number of inputs it reads."""
+    """An activation evaluated in float64 on the CPU through actlib, with the number of inputs
+    it reads.
+
+    A module is copied (the caller's module keeps its dtype and device) and put in eval mode
+    (RReLU's slope is then its mean, not random). A callable must take a float64 torch tensor
+    and return one of the same shape, element by element; gated units and maxout are
+    recognised as modules only (actlib's and ``torch.nn.GLU``). Raises TypeError (ValueError
+    for a function that is not element-wise, such as softmax) when f does not fit.
+    """
 
     def __init__(self, f) -> None:
         if isinstance(f, str):
             f = activation_factory(f)()
         if isinstance(f, nn.Module):
-            self.inputs = inputs_per_output(f)
-            self.fn = f.to(torch.float64)
+            self.inputs = 2 if isinstance(f, nn.GLU) else inputs_per_output(f)
+            self.fn = copy.deepcopy(f).to("cpu", torch.float64).eval()
         elif callable(f):
             self.inputs = 1
             self.fn = f
         else:
             raise TypeError(f"f must be a catalog name, an nn.Module or a callable, not {type(f).__name__}")
+        self._check_element_wise()
+
+    def _check_element_wise(self) -> None:
+        """Each row of points is one unit: f on all rows must be f on each half of them
+        (softmax, which normalises over its input, is not)."""
+        probe = torch.linspace(-2.5, 3.0, 8 * self.inputs, dtype=torch.float64).reshape(8, self.inputs)
+        what = f"{self.fn!r}" if isinstance(self.fn, nn.Module) else getattr(self.fn, "__name__", repr(self.fn))
+        try:
+            whole, _ = self.values_and_slopes(probe)  # with autograd, as the quadratures use it
+            halves = torch.cat([self(probe[:4]), self(probe[4:])])
+        except Exception as error:  # noqa: BLE001: any failure means f does not fit; say why
+            raise TypeError(
+                f"{what} cannot be evaluated as a unit of the mean-field theory ({error}): f must "
+                "take a float64 torch tensor and return a torch tensor, one output per unit "
+                "(element-wise, or a gated unit / maxout module)"
+            ) from error
+        if not torch.allclose(whole, halves, rtol=1e-10, atol=1e-300, equal_nan=True):
+            raise ValueError(
+                f"{what} is not element-wise: its value at one point depends on the other points "
+                "(softmax-like); the mean-field theory needs f applied to each unit alone"
+            )
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
         """u: (m, inputs) float64 -> outputs (m,)."""
         out = self.fn(u if self.inputs > 1 else u[:, 0])
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"it returned a {type(out).__name__}, not a torch tensor")
+        if out.dtype != torch.float64:
+            raise TypeError(f"it returned {out.dtype} for float64 input; compute in float64")
         out = out.reshape(u.shape[0], -1)
         if out.shape[1] != 1:
             raise ValueError(
@@ -175,9 +212,11 @@ class _Unit:
 
 
 def _check_float(name: str, value, minimum: float = 0.0, strict: bool = False) -> float:
+    if isinstance(value, bool | str | bytes):  # float() would take them: True as 1, "1" as 1.0
+        raise TypeError(f"{name} must be a real number, got {value!r}")
     try:
         value = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):
         raise TypeError(f"{name} must be a real number, got {value!r}") from None
     if not math.isfinite(value) or value < minimum or (strict and value == minimum):
         relation = ">" if strict else ">="
@@ -208,28 +247,59 @@ def length_map(f, q: float, sigma_w2: float, sigma_b2: float) -> float:
 
 def _iterate(step: Callable[[float], float], x0: float, what: str, *, tol: float, max_iter: int,
              upper: float | None = None) -> float:
-    """Fixed point of ``step`` by plain iteration (which lands on the stable fixed point),
-    polished by Steffensen's method; raises DivergenceError past 1e12 or if not converged."""
-    x = x0
+    r"""Fixed point of ``step`` by plain iteration (which lands on the stable fixed point),
+    polished by Steffensen's method (Aitken's :math:`\Delta^2`) past the transient.
+
+    Converged when the estimated *error* :math:`|\Delta| / (1 - s)` is at most
+    ``tol·(1 + |x|)``, with :math:`\Delta` the last step and :math:`s` the slope of ``step``
+    estimated from two successive steps (a small step alone proves nothing where s is near
+    1). Raises DivergenceError past 1e12, when the slope is 1 to within 1e-9 (e.g. ReLU at
+    :math:`\sigma_w^2 = 2`, :math:`q_l = q_0 + l \sigma_b^2`: no stable fixed point, or one too
+    weakly attracting to be found to ``tol``) or if not converged in ``max_iter`` steps.
+    """
+    tol = _check_float("tol", tol, strict=True)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
+    bound = 1e12 if upper is None else upper
+
+    def checked(value: float, i: int) -> float:
+        if not math.isfinite(value) or abs(value) > 1e12:
+            raise DivergenceError(f"{what} diverges (reached {value:.3g} after {i + 1} iterations): "
+                                  "no finite stable fixed point")  # fmt: skip
+        return value
+
+    def converged(delta: float, slope: float, x: float) -> bool:
+        return slope < 1.0 and abs(delta) <= tol * (1.0 + abs(x)) * (1.0 - slope)
+
+    x, previous, slope = x0, None, math.inf
     for i in range(max_iter):
-        new = step(x)
-        if not math.isfinite(new) or abs(new) > 1e12:
-            raise DivergenceError(
-                f"{what} diverges (reached {new:.3g} after {i + 1} iterations): no finite stable fixed point"
-            )
-        if abs(new - x) <= tol * (1.0 + abs(x)):
+        new = checked(step(x), i)
+        delta = new - x
+        if delta == 0.0:
             return new
+        if previous is not None:
+            slope = delta / previous
+            if converged(delta, slope, new):
+                return new
         if i >= 100:  # past the transient: accelerate (Steffensen / Aitken Δ²)
-            second = step(new)
-            denominator = second - 2.0 * new + x
-            if math.isfinite(second) and denominator != 0.0:
-                guess = x - (new - x) ** 2 / denominator
-                if math.isfinite(guess) and guess >= 0.0 and (upper is None or guess <= upper):
-                    if abs(step(guess) - guess) <= tol * (1.0 + abs(guess)):
+            second = checked(step(new), i)
+            slope = (second - new) / delta
+            if abs(slope - 1.0) <= 1e-9:
+                raise DivergenceError(
+                    f"{what} has slope 1 (to 1e-9) at {new:.6g} after {i + 1} iterations: no "
+                    "stable fixed point (the value grows by a constant step), or one too weakly "
+                    "attracting to find"
+                )
+            if slope < 1.0 - 1e-9:  # else the Δ² denominator (s - 1)·Δ is round-off
+                guess = x + delta / (1.0 - slope)
+                if math.isfinite(guess) and 0.0 <= guess <= bound:
+                    residual = step(guess) - guess
+                    if converged(residual, slope, guess):
                         return guess
-            new = second
-        x = new
-    raise DivergenceError(f"{what} did not converge in {max_iter} iterations (last value {x:.6g})")
+            new, delta = second, second - new
+        x, previous = new, delta
+    raise DivergenceError(f"{what} did not converge in {max_iter} iterations (last value {x:.6g}, "
+                          f"slope per iteration {slope:.6g})")
 
 
 def fixed_point(f, sigma_w2: float, sigma_b2: float, *, q0: float = 1.0, tol: float = 1e-12,
@@ -247,16 +317,21 @@ def fixed_point(f, sigma_w2: float, sigma_b2: float, *, q0: float = 1.0, tol: fl
                     tol=tol, max_iter=max_iter)
 
 
+def _multi_input_moments(unit: _Unit, c: float, q: float) -> tuple[float, float]:
+    """E[f(u_1) f(u_2)] and sqrt(E[f(u_1)²] E[f(u_2)²]) on one 2k-dimensional Gauss–Hermite
+    grid, for a unit with k > 1 inputs (approximate where f has kinks)."""
+    k = unit.inputs
+    points, weights = _hermite_grid(2 * k, NODES.get(2 * k, 12))
+    z1, z2 = points[:, :k], points[:, k:]
+    u1 = math.sqrt(q) * z1
+    u2 = math.sqrt(q) * (c * z1 + math.sqrt(max(0.0, 1.0 - c * c)) * z2)
+    with torch.no_grad():
+        f1, f2 = unit(torch.from_numpy(u1)).numpy(), unit(torch.from_numpy(u2)).numpy()
+    return float((f1 * f2) @ weights), math.sqrt(float((f1 * f1) @ weights) * float((f2 * f2) @ weights))
+
+
 def _cross_moment(unit: _Unit, c: float, q: float) -> float:
-    """E[f(u_1) f(u_2)] for pre-activations of length q and correlation c."""
-    if unit.inputs > 1:  # 2k-dimensional Gauss–Hermite product grid (approximate at kinks)
-        k = unit.inputs
-        points, weights = _hermite_grid(2 * k, NODES.get(2 * k, 12))
-        z1, z2 = points[:, :k], points[:, k:]
-        u1 = math.sqrt(q) * z1
-        u2 = math.sqrt(q) * (c * z1 + math.sqrt(max(0.0, 1.0 - c * c)) * z2)
-        with torch.no_grad():
-            return float((unit(torch.from_numpy(u1)) * unit(torch.from_numpy(u2))).numpy() @ weights)
+    """E[f(u_1) f(u_2)] for pre-activations of length q and correlation c (one input per unit)."""
     u1, w1 = _normal_rule(q)
     spread = q * (1.0 - c * c)
     with torch.no_grad():
@@ -285,7 +360,12 @@ def correlation_map(f, c: float, q: float, sigma_w2: float, sigma_b2: float) -> 
     :math:`\mathrm{E}[f(u_1) f(u_2)]` is an outer rule over :math:`u_1 \sim N(0, q)` and an
     inner one over :math:`u_2 \mid u_1 \sim N(c u_1, q(1 - c^2))`, both with panel edges at
     the integers (kinks cost no accuracy). For a unit with k > 1 inputs (gated, maxout) it
-    is a 2k-dimensional Gauss–Hermite grid, accurate to about 1e-3 where the unit has kinks.
+    is a 2k-dimensional Gauss–Hermite grid, and the denominator is
+    :math:`\sigma_w^2 \sqrt{\mathrm{E}[f(u_1)^2]\, \mathrm{E}[f(u_2)^2]} + \sigma_b^2` on the same
+    grid (:math:`\mathcal{V}(q)` up to the grid's error), so that :math:`\mathcal{C}(1) = 1`
+    and :math:`|\mathcal{C}| \le 1` exactly (Cauchy–Schwarz). The grid is exact for the
+    linear half and coarse for a steep gate: for GLU and GEGLU the map is accurate to about
+    1e-6 at q = 1, 1e-4 at q = 3, 1e-3 at q = 10 and 4e-3 at q = 30, and to about 1e-3 at kinks.
     """
     try:
         c = float(c)
@@ -296,10 +376,15 @@ def correlation_map(f, c: float, q: float, sigma_w2: float, sigma_b2: float) -> 
     q = _check_float("q", q)
     sigma_w2 = _check_float("sigma_w2", sigma_w2, strict=True)
     sigma_b2 = _check_float("sigma_b2", sigma_b2)
-    denominator = length_map(f, q, sigma_w2, sigma_b2)
+    unit = _Unit(f)
+    if unit.inputs > 1:
+        cross, second = _multi_input_moments(unit, c, q)
+        denominator = sigma_w2 * second + sigma_b2
+    else:
+        cross, denominator = _cross_moment(unit, c, q), length_map(f, q, sigma_w2, sigma_b2)
     if denominator == 0.0:
         raise ValueError("the next layer has length 0 (q = 0 and sigma_b2 = 0): its correlation is undefined")
-    return (sigma_w2 * _cross_moment(_Unit(f), c, q) + sigma_b2) / denominator
+    return min(1.0, max(-1.0, (sigma_w2 * cross + sigma_b2) / denominator))
 
 
 def correlation_fixed_point(f, sigma_w2: float, sigma_b2: float, *, c0: float = 0.5, q: float | None = None,
@@ -330,7 +415,7 @@ def critical_sigma_w2(f, sigma_b2: float, *, q_range: tuple[float, float] = (1e-
     length :math:`q^* > \sigma_b^2` is the fixed point for
     :math:`\sigma_w^2(q^*) = (q^* - \sigma_b^2) / \mathrm{E}[f(\sqrt{q^*} z)^2]`, and the root
     of :math:`\chi_1(q^*, \sigma_w^2(q^*)) = 1` is found by a log-spaced scan of ``q_range``
-    followed by bisection. At :math:`\sigma_b = 0` with :math:`\chi_1 \ge 1` already at the
+    (``points >= 2`` values) followed by bisection. At :math:`\sigma_b = 0` with :math:`\chi_1 \ge 1` already at the
     smallest q the boundary is the limit :math:`q^* \to 0`; where :math:`\chi_1 < 1` for every
     q (ReLU with :math:`\sigma_b > 0`: :math:`\sigma_w^2(q) = 2(1 - \sigma_b^2/q)`) it is the limit
     :math:`q^* \to \infty`, read at the top of ``q_range``. Raises ValueError if the fixed
@@ -343,6 +428,11 @@ def critical_sigma_w2(f, sigma_b2: float, *, q_range: tuple[float, float] = (1e-
     low, high = (_check_float("q_range", v, strict=True) for v in q_range)
     if not low < high:
         raise ValueError(f"q_range must be increasing, got {q_range}")
+    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
+        raise ValueError(f"points must be an int >= 2 (the scan of q_range), got {points!r}")
+    if sigma_b2 >= high:  # q* >= sigma_b2 always: the scan would hold no fixed point
+        raise ValueError(f"sigma_b2 = {sigma_b2} must be below the top of q_range ({high}): a fixed "
+                         "point has q* > sigma_b2")  # fmt: skip
 
     def weight(q: float) -> float:
         return (q - sigma_b2) / expectation(f, q)

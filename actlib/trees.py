@@ -10,6 +10,8 @@ Every internal node has exactly two children, so the tree has exactly ``N`` leav
 there are no phantom leaves that would take probability mass from the real classes.
 """
 
+import math
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -25,9 +27,19 @@ __all__ = [
 ]
 
 
-def _check_num_classes(num_classes: int) -> None:
+def _check_num_classes(num_classes) -> int:
+    """``num_classes`` as an int (numpy's and torch's integers too; not a bool or a float), >= 2."""
+    try:
+        if isinstance(num_classes, bool):
+            raise TypeError
+        num_classes = operator.index(num_classes)
+    except TypeError:
+        raise TypeError(f"num_classes must be an int, got {num_classes!r}") from None
     if num_classes < 2:
         raise ValueError(f"a tree needs at least 2 classes, got num_classes={num_classes}")
+    if num_classes > 2**62:  # node ids 0 .. 2N - 2 must fit in int64
+        raise ValueError(f"num_classes={num_classes} is too large: node ids must fit in int64")
+    return num_classes
 
 
 def balanced_tree(num_classes: int) -> Tensor:
@@ -50,7 +62,7 @@ def balanced_tree(num_classes: int) -> Tensor:
         tensor([[1, 2],
                 [3, 4]])
     """
-    _check_num_classes(num_classes)
+    num_classes = _check_num_classes(num_classes)
     internal = torch.arange(num_classes - 1)
     return torch.stack([2 * internal + 1, 2 * internal + 2], dim=1)
 
@@ -80,8 +92,7 @@ def huffman_tree(counts: Sequence[float] | Tensor) -> Tensor:
     weights = torch.as_tensor(counts, dtype=torch.float64, device="cpu")
     if weights.dim() != 1:
         raise ValueError(f"counts must be one-dimensional, got shape {tuple(weights.shape)}")
-    num_classes = weights.numel()
-    _check_num_classes(num_classes)
+    num_classes = _check_num_classes(weights.numel())
     if not torch.isfinite(weights).all():
         raise ValueError("counts must be finite")
     if (weights < 0).any():
@@ -126,6 +137,10 @@ def random_tree(num_classes: int, generator: torch.Generator | None = None) -> T
     :math:`2 \ln N` steps on average (a balanced tree has :math:`\log_2 N`), so it is the
     baseline a tree built from class frequencies or similarities must beat.
 
+    With ``size`` subtrees left, the pair is drawn as ``i = ⌊u·size⌋`` and
+    ``j = ⌊v·(size − 1)⌋``, ``j += j >= i``, from uniform float64 ``u, v`` (all drawn in one
+    call): O(N) in all.
+
     Args:
         num_classes: the number of leaves :math:`N \ge 2`.
         generator: the ``torch.Generator`` to draw from (reproducible); the global one
@@ -134,13 +149,17 @@ def random_tree(num_classes: int, generator: torch.Generator | None = None) -> T
     Returns:
         ``children``, an int64 tensor of shape ``(N - 1, 2)``, numbered breadth-first.
     """
-    _check_num_classes(num_classes)
+    num_classes = _check_num_classes(num_classes)
     num_internal = num_classes - 1
+    sizes = torch.arange(num_classes, 1, -1, dtype=torch.float64)
+    uniform = torch.rand(2, num_internal, generator=generator, dtype=torch.float64)
+    firsts = torch.minimum((uniform[0] * sizes).long(), sizes.long() - 1).tolist()
+    seconds = torch.minimum((uniform[1] * (sizes - 1)).long(), sizes.long() - 2).tolist()
     # Subtree ids as in huffman_tree: leaves their final ids, merge j as -(j + 1).
     pool = list(range(num_internal, num_internal + num_classes))
     merged_children: list[tuple[int, int]] = []
-    for size in range(num_classes, 1, -1):
-        first, second = torch.randperm(size, generator=generator)[:2].tolist()
+    for first, second in zip(firsts, seconds, strict=True):
+        second += second >= first  # a second index different from the first, uniformly
         left, right = pool[first], pool[second]
         for index in sorted((first, second), reverse=True):
             pool[index] = pool[-1]  # remove by swapping with the last, O(1)
@@ -161,7 +180,7 @@ def check_tree(children, num_classes: int) -> Tensor:
     :class:`~actlib.HierarchicalSoftmax` rely on). Each violation is a ``ValueError`` (or a
     ``TypeError`` for a non-integer table) that names it.
     """
-    _check_num_classes(num_classes)
+    num_classes = _check_num_classes(num_classes)
     table = torch.as_tensor(children, device="cpu")
     if table.is_floating_point() or table.is_complex() or table.dtype == torch.bool:
         raise TypeError(f"children must hold integer node ids, got dtype {table.dtype}")
@@ -185,9 +204,10 @@ def check_tree(children, num_classes: int) -> Tensor:
     # Now every node but the root has exactly one parent; a walk from the root that
     # misses some internal node means a cycle among the others (it cannot reach them).
     merged: dict[int, tuple[int, int]] = {}
+    rows = table.tolist()  # one conversion: indexing the tensor per node is ~100x slower
     seen, queue = {0}, [0]
     for node in queue:  # breadth-first; with one parent each, no node is reached twice
-        for child in table[node].tolist():
+        for child in rows[node]:
             if child < num_internal:
                 seen.add(child)
                 queue.append(child)
@@ -201,7 +221,7 @@ def check_tree(children, num_classes: int) -> Tensor:
     order = queue[::-1]  # children before parents; the root last
     merge_of = {node: j for j, node in enumerate(order)}
     for node in order:
-        row = table[node].tolist()
+        row = rows[node]
         merged[node] = tuple(-(merge_of[c] + 1) if c < num_internal else c for c in row)
     return _renumber_breadth_first([merged[node] for node in order])
 
@@ -280,22 +300,28 @@ def clustered_tree(
     embeddings learnt by a first model: split the classes into two clusters, then split each
     cluster again, down to single classes. Here each split is a *balanced* 2-means on the
     rows of ``embeddings``: with centroids :math:`\mu_1, \mu_2`, every class :math:`c` of the
-    set gets the score :math:`s_c = \lVert e_c - \mu_1\rVert^2 - \lVert e_c - \mu_2\rVert^2`,
+    set gets the score :math:`s_c = \lVert e_c - \mu_1\rVert^2 - \lVert e_c - \mu_2\rVert^2`;
     the :math:`\lceil n/2 \rceil` classes of smallest score form the left child and the rest the
-    right one, and the centroids are recomputed as the means of the two halves, up to
-    ``iterations`` times or until no class changes sides. The first centroids are a random
-    class of the set and the class farthest from it. Every path therefore has
-    :math:`\lfloor \log_2 N \rfloor` or :math:`\lceil \log_2 N \rceil` steps, as in
-    :func:`balanced_tree`, but a node's decision now separates groups of similar classes,
-    which is easier to learn than an arbitrary split.
+    right one, or, for odd :math:`n`, the :math:`\lceil n/2 \rceil` of largest score, whichever
+    of the two splits has the smaller within-cluster sum of squares
+    :math:`\sum_c \lVert e_c\rVert^2 - \lVert S_L\rVert^2 / n_L - \lVert S_R\rVert^2 / n_R` (:math:`S` the
+    sums of the halves), so the larger half is not forced onto :math:`\mu_1`'s side. The
+    centroids are then recomputed as the means of the two halves, up to ``iterations`` times
+    or until no class changes sides. The first centroids are a random class of the set and
+    the class farthest from it. Every path therefore has :math:`\lfloor \log_2 N \rfloor` or
+    :math:`\lceil \log_2 N \rceil` steps, as in :func:`balanced_tree`, but a node's decision now
+    separates groups of similar classes, which is easier to learn than an arbitrary split.
 
     All the sets of one depth are split at once, by segment operations over the ``N`` rows,
-    rather than by a Python loop over the nodes.
+    rather than by a Python loop over the nodes: the sets of one depth differ in size by at
+    most one, so they are padded into one block and every update is a batched matrix
+    product (scores, and the sums of each set's lowest :math:`\lfloor n/2 \rfloor` scores, its
+    middle one and the rest, from which both candidate splits follow).
 
     Args:
         embeddings: an ``(N, D)`` real tensor (or array), one row per class, ``N >= 2``,
-            finite; used in float64 on the CPU.
-        iterations: the most 2-means updates per split, ``>= 1``.
+            ``D >= 1``, finite; used on the CPU, in float32 if it is float32, else in float64.
+        iterations: the most 2-means updates per split, an int ``>= 1``.
         generator: the ``torch.Generator`` that picks the first centroid of each split
             (reproducible); the global one if ``None``.
 
@@ -309,12 +335,21 @@ def clustered_tree(
         raise ValueError(
             f"embeddings must be an (N, D) table, one row per class, got shape {tuple(points.shape)}"
         )
-    points = points.to("cpu", torch.float64)
-    num_classes = points.shape[0]
-    _check_num_classes(num_classes)
+    if points.shape[1] == 0:
+        raise ValueError("embeddings must have at least one column (D >= 1), got shape "
+                         f"{tuple(points.shape)}")  # fmt: skip
+    dtype = torch.float32 if points.dtype == torch.float32 else torch.float64
+    points = points.to("cpu", dtype)
+    num_classes = _check_num_classes(points.shape[0])
     if not torch.isfinite(points).all():
         raise ValueError("embeddings must be finite")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+    try:
+        if isinstance(iterations, bool):
+            raise TypeError
+        iterations = operator.index(iterations)
+    except TypeError:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}") from None
+    if iterations < 1:
         raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
 
     num_internal = num_classes - 1
@@ -326,45 +361,58 @@ def clustered_tree(
     nodes = torch.tensor([0])
     next_node = 1
     while sizes.numel():
-        num_sets = sizes.numel()
+        num_sets, width = sizes.numel(), int(sizes.max())
         starts = torch.cumsum(sizes, 0) - sizes
-        segment = torch.repeat_interleave(torch.arange(num_sets), sizes)
-        position = torch.arange(order.numel())
-        half = (sizes + 1) // 2  # the left child's size
-        x = points[order]
+        half = (sizes + 1) // 2  # the left child's size (the larger half)
+        rest = sizes - half
+        # The sets of this depth differ in size by at most one: pad them into one
+        # (sets, width, D) block, so that every update is a batched matrix product.
+        slot = torch.arange(width)
+        valid = slot < sizes[:, None]
+        members = order[torch.minimum(starts[:, None] + slot, starts[:, None] + sizes[:, None] - 1)]
+        x = points[members] * valid[..., None]
 
-        # First centroids: a random member and the member farthest from it.
-        first = starts + (torch.rand(num_sets, generator=generator, dtype=torch.float64) * sizes).long()
-        first = torch.minimum(first, starts + sizes - 1)
-        distance = (x - x[first][segment]).pow(2).sum(1)
-        farthest = torch.zeros(num_sets, dtype=torch.float64).scatter_reduce(
-            0, segment, distance, "amax", include_self=False
-        )
-        candidate = torch.where(distance == farthest[segment], position, order.numel())
-        second = torch.full((num_sets,), order.numel()).scatter_reduce(0, segment, candidate, "amin")
-        mu_left, mu_right = x[first], x[second]
+        # First centroids: a random member and the member farthest from it (the first such).
+        first = (torch.rand(num_sets, generator=generator, dtype=torch.float64) * sizes).long()
+        first = torch.minimum(first, sizes - 1)
+        sets = torch.arange(num_sets)
+        distance = (x - x[sets, first][:, None]).pow(2).sum(2).masked_fill(~valid, -1.0)
+        mu_left, mu_right = x[sets, first], x[sets, distance.argmax(1)]
 
-        within, left = None, None
-        counts = torch.stack([half, sizes - half], dim=1).reshape(-1, 1)
-        for _ in range(iterations):
+        left = None
+        # sets of two: {a} | {b} whatever the centroids (the first member goes left)
+        for _ in range(iterations if width > 2 else 0):
             # ||x - mu_l||^2 - ||x - mu_r||^2, without forming x - mu per row
             offset = mu_left.pow(2).sum(1) - mu_right.pow(2).sum(1)
-            score = offset[segment] - 2 * (x * (mu_left - mu_right)[segment]).sum(1)
-            # Sort by score within each set (stable sorts: by score, then by set).
-            by_score = torch.argsort(score, stable=True)
-            now_within = by_score[torch.argsort(segment[by_score], stable=True)]
-            now_left = torch.empty(x.shape[0], dtype=torch.bool)
-            now_left[now_within] = position - starts[segment] < half[segment]
+            score = offset[:, None] - 2 * torch.bmm(x, (mu_left - mu_right)[:, :, None])[..., 0]
+            score = score.masked_fill(~valid, math.inf)  # padding ranks last
+            rank = torch.empty_like(slot.expand(num_sets, -1)).scatter_(
+                1, torch.argsort(score, dim=1, stable=True), slot.expand(num_sets, -1)
+            )
+            # Sums per set of the ranks [0, floor(n/2)), the middle one (odd n), the rest.
+            part = (rank >= rest[:, None]).long() + (rank >= half[:, None]).long()
+            one_hot = (part[:, None, :] == torch.arange(3)[None, :, None]) & valid[:, None, :]
+            parts = torch.bmm(one_hot.to(x.dtype), x)
+            low_rest, low_half, total = parts[:, 0], parts[:, :2].sum(1), parts.sum(1)
+            # Either the ceil(n/2) smallest scores go left (a), or the ceil(n/2) largest (b):
+            # keep the larger ||S_L||²/n_L + ||S_R||²/n_R, i.e. the smaller within-cluster SS.
+            gain_a = low_half.pow(2).sum(1) / half + (total - low_half).pow(2).sum(1) / rest
+            gain_b = (total - low_rest).pow(2).sum(1) / half + low_rest.pow(2).sum(1) / rest
+            flip = (gain_b > gain_a)[:, None]
+            now_left = torch.where(flip, rank >= rest[:, None], rank < half[:, None]) & valid
             if left is not None and torch.equal(now_left, left):
                 break
-            within, left = now_within, now_left
-            side = segment * 2 + (~left).long()
-            sums = torch.zeros(2 * num_sets, x.shape[1], dtype=torch.float64).index_add_(0, side, x)
-            mu_left, mu_right = (sums / counts).reshape(num_sets, 2, -1).unbind(1)
-        order = order[within]
+            left = now_left
+            mu_left = torch.where(flip, total - low_rest, low_half) / half[:, None]
+            mu_right = torch.where(flip, low_rest, total - low_half) / rest[:, None]
+        if left is None:
+            left = slot.expand(num_sets, -1) == 0
+        # Each set's members, left child first (stable: in their order), padding last.
+        side = torch.argsort((~left).long() + 2 * (~valid).long(), dim=1, stable=True)
+        order = members.gather(1, side)[valid]
 
         # Children of every set: left then right, in breadth-first order.
-        child_sizes = torch.stack([half, sizes - half], dim=1).reshape(-1)
+        child_sizes = torch.stack([half, rest], dim=1).reshape(-1)
         child_starts = torch.cumsum(child_sizes, 0) - child_sizes
         is_internal = child_sizes >= 2
         internal_ids = next_node + torch.cumsum(is_internal.long(), 0) - 1

@@ -223,3 +223,98 @@ def test_tanh_and_elu_limit_at_zero_stays_critical():
 def test_softplus_boundary_is_the_relu_limit():
     # softplus(x) - relu(x) -> 0, so E[f(sqrt(q) z)^2] / q -> 1/2 as q -> infinity: sigma_w2 -> 2
     assert mf.critical_sigma_w2("softplus", 0.0) == pytest.approx(2.0, rel=1e-3)
+
+
+# ------------------------------------------------------------------ review fixes
+
+
+@pytest.mark.parametrize("sigma_b2", [0.001, 0.1, 1.0])
+def test_relu_at_sigma_w2_two_has_no_fixed_point(sigma_b2):
+    # sigma_w2 = 2: V(q) = q + sigma_b2, so q_l = q_0 + l sigma_b2 grows without bound
+    with pytest.raises(mf.DivergenceError, match="slope 1"):
+        mf.fixed_point("relu", 2.0, sigma_b2)
+
+
+def test_relu_near_sigma_w2_two_is_accurate_or_refused():
+    # closed form q* = sigma_b2 / (1 - sigma_w2/2): the stopping test bounds the error, not the step
+    for sigma_w2 in (1.999, 1.999999):
+        expected = 0.1 / (1 - sigma_w2 / 2)
+        assert mf.fixed_point("relu", sigma_w2, 0.1) == pytest.approx(expected, rel=1e-10)
+    with pytest.raises(mf.DivergenceError, match="slope 1"):  # q* = 2e8: slope 1 - 5e-10
+        mf.fixed_point("relu", 1.999999999, 0.1)
+
+
+def test_the_callers_module_is_not_changed_and_is_evaluated_in_eval_mode():
+    prelu = torch.nn.PReLU()
+    mf.expectation(prelu)
+    assert prelu.weight.dtype == torch.float32 and prelu.training
+    rrelu = torch.nn.RReLU()  # eval mode: the slope is the mean (1/8 + 1/3)/2 = 11/48 below 0
+    a = 11 / 48
+    for _ in range(2):
+        assert mf.expectation(rrelu, 1.0) == pytest.approx(0.5 * (1 + a * a), rel=1e-12)
+    assert rrelu.training
+
+
+def test_torch_glu_module_is_a_gated_unit():
+    integrate = pytest.importorskip("scipy.integrate")
+    q = 1.3  # E[(a sigmoid(b))^2] = q E[sigmoid(sqrt(q) z)^2] for independent halves a, b
+    sigmoid2 = integrate.quad(lambda z: (1 / (1 + math.exp(-math.sqrt(q) * z))) ** 2
+                              * math.exp(-z * z / 2) / math.sqrt(2 * math.pi), -12, 12, epsabs=1e-14)[0]
+    assert mf.expectation(torch.nn.GLU(), q) == pytest.approx(q * sigmoid2, rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("f", "error", "match"),
+    [
+        (torch.nn.Softmax(dim=-1), ValueError, "not element-wise"),
+        (actlib.glu, TypeError, "one output per unit"),
+        (math.tanh, TypeError, "must take a float64 torch tensor"),
+        (pytest.importorskip("numpy").tanh, TypeError, "must take a float64 torch tensor"),
+        (lambda u: torch.tanh(u.float()), TypeError, "returned torch.float32"),
+    ],
+)
+def test_functions_that_are_not_units_are_refused(f, error, match):
+    with pytest.raises(error, match=match):
+        mf.expectation(f)
+
+
+def _gated_reference(gate, c, q, sigma_w2, sigma_b2):
+    """C(c) of a(x) gate(b(x)) with independent halves: E[f(u1) f(u2)] = c q E[g(b1) g(b2)],
+    by a 200-node Gauss–Hermite product rule in numpy."""
+    np = pytest.importorskip("numpy")
+    x, w = np.polynomial.hermite_e.hermegauss(200)
+    w = w / np.sqrt(2 * np.pi)
+    z1, z2 = np.meshgrid(x, x, indexing="ij")
+    b1, b2 = np.sqrt(q) * z1, np.sqrt(q) * (c * z1 + np.sqrt(1 - c * c) * z2)
+    cross = c * q * np.sum(np.outer(w, w) * gate(b1) * gate(b2))
+    second = q * np.sum(w * gate(np.sqrt(q) * x) ** 2)
+    return (sigma_w2 * cross + sigma_b2) / (sigma_w2 * second + sigma_b2)
+
+
+@pytest.mark.parametrize(("q", "tolerance"), [(1.0, 1e-6), (3.0, 1e-4), (30.0, 5e-3)])
+def test_gated_correlation_map_is_one_at_one_and_near_the_factorised_value(q, tolerance):
+    special = pytest.importorskip("scipy.special")
+    gates = {"glu": special.expit, "geglu": lambda u: 0.5 * u * (1 + special.erf(u / math.sqrt(2)))}
+    for name, gate in gates.items():
+        assert mf.correlation_map(name, 1.0, q, 1.5, 0.0) == 1.0
+        for c in (-0.3, 0.5, 0.9):
+            expected = _gated_reference(gate, c, q, 1.5, 0.1)
+            assert mf.correlation_map(name, c, q, 1.5, 0.1) == pytest.approx(expected, abs=tolerance)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: mf.critical_sigma_w2("tanh", 0.1, points=1), ValueError, "points must be an int >= 2"),
+        (lambda: mf.critical_sigma_w2("tanh", 0.1, points=0), ValueError, "points must be an int >= 2"),
+        (lambda: mf.critical_sigma_w2("tanh", 0.1, points=2.5), ValueError, "points must be an int >= 2"),
+        (lambda: mf.critical_sigma_w2("tanh", 1e9), ValueError, "below the top of q_range"),
+        (lambda: mf.length_map("tanh", "1", 1.0, 0.0), TypeError, "q must be a real number"),
+        (lambda: mf.length_map("tanh", True, 1.0, 0.0), TypeError, "q must be a real number"),
+        (lambda: mf.fixed_point("tanh", 1.5, 0.1, max_iter=2.5), ValueError, "max_iter must be an int"),
+        (lambda: mf.fixed_point("tanh", 1.5, 0.1, tol=-1.0), ValueError, "tol must be finite and > 0"),
+    ],
+)
+def test_bad_scan_and_iteration_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

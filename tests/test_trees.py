@@ -83,3 +83,94 @@ def test_clustered_tree_splits_a_line_in_order():
 def test_clustered_tree_rejects_bad_input(embeddings, kwargs, error, match):
     with pytest.raises(error, match=match):
         clustered_tree(embeddings, **kwargs)
+
+
+# ------------------------------------------------------------------ review fixes
+
+
+def test_clustered_tree_puts_an_outlier_alone_whatever_the_first_centroid():
+    # three points, one far out: the best balanced split is {0, 0.01} | {5}; with the larger
+    # half forced onto the random first centroid's side, seeds that start at 0.01 got {0.01, 5} | {0}
+    points = torch.tensor([[0.0], [0.01], [5.0]], dtype=torch.float64)
+    for seed in range(8):
+        children = clustered_tree(points, generator=torch.Generator().manual_seed(seed))
+        sides = {frozenset(_leaves_under(children, c) if c < 2 else {c - 2}) for c in children[0].tolist()}
+        assert sides == {frozenset({0, 1}), frozenset({2})}
+
+
+def _within_ss(values, members):
+    chosen = [values[i] for i in members]
+    mean = sum(chosen) / len(chosen)
+    return sum((v - mean) ** 2 for v in chosen)
+
+
+@pytest.mark.parametrize("n", [3, 5, 7, 9])
+def test_clustered_tree_root_split_on_a_line_is_the_best_balanced_split(n):
+    # On a line the scores are monotone in the position, and both orientations of an odd
+    # split are tried, so the root split is optimal: compare with brute force over all splits.
+    import itertools
+
+    for seed in range(10):
+        values = torch.randn(n, generator=torch.Generator().manual_seed(100 * n + seed)).double()
+        children = clustered_tree(values[:, None], generator=torch.Generator().manual_seed(seed))
+        big = (n + 1) // 2
+        everyone = set(range(n))
+        best = min(_within_ss(values.tolist(), c) + _within_ss(values.tolist(), everyone - set(c))
+                   for c in itertools.combinations(range(n), big))
+        left = _leaves_under(children, children[0, 0].item())
+        got = _within_ss(values.tolist(), left) + _within_ss(values.tolist(), everyone - left)
+        assert got == pytest.approx(best, rel=1e-12, abs=1e-15)
+
+
+def test_random_tree_is_linear_time():
+    import time
+
+    from actlib.trees import random_tree
+
+    start = time.perf_counter()
+    children = random_tree(2**16, generator=torch.Generator().manual_seed(0))
+    assert time.perf_counter() - start < 10.0  # O(N) (O(N^2) before: 45 to 520 s)
+    assert children.shape == (2**16 - 1, 2)
+
+
+def test_random_tree_shapes_follow_the_coalescent():
+    # Kingman's coalescent on 4 leaves: the second merge joins two of the three subtrees
+    # uniformly, so the balanced shape (the two single leaves merge) has probability 1/3.
+    from actlib.trees import random_tree
+
+    trials = 3000
+    generator = torch.Generator().manual_seed(0)
+    balanced = sum(int((tree_paths(random_tree(4, generator))[1] != 0).sum(1).max()) == 2
+                   for _ in range(trials))
+    assert abs(balanced / trials - 1 / 3) < 4 * math.sqrt(2 / 9 / trials)
+
+
+@pytest.mark.parametrize("bad", [2.0, 3.0, "3", True, 2.5])
+def test_num_classes_must_be_an_int(bad):
+    from actlib.trees import balanced_tree, random_tree
+
+    for make in (balanced_tree, random_tree):
+        with pytest.raises(TypeError, match="num_classes must be an int"):
+            make(bad)
+    with pytest.raises(TypeError, match="num_classes must be an int"):
+        check_tree(torch.tensor([[1, 2]]), bad)
+
+
+def test_num_classes_accepts_numpy_ints_and_refuses_huge_ones():
+    np = pytest.importorskip("numpy")
+    from actlib.trees import balanced_tree
+
+    assert torch.equal(balanced_tree(np.int64(3)), torch.tensor([[1, 2], [3, 4]]))
+    assert torch.equal(check_tree(torch.tensor([[1, 2], [3, 4]]), np.int32(3)), torch.tensor([[1, 2], [3, 4]]))
+    with pytest.raises(ValueError, match="too large"):
+        balanced_tree(2**70)
+
+
+def test_clustered_tree_refuses_zero_columns_and_takes_numpy_iterations():
+    np = pytest.importorskip("numpy")
+    with pytest.raises(ValueError, match="at least one column"):
+        clustered_tree(torch.zeros(4, 0))
+    embeddings = torch.randn(10, 3, generator=torch.Generator().manual_seed(0))
+    a = clustered_tree(embeddings, iterations=np.int64(3), generator=torch.Generator().manual_seed(0))
+    b = clustered_tree(embeddings, iterations=3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
