@@ -22,6 +22,8 @@ product of sigmoids along a deep path underflows in float32 (twenty factors of
 then silently changes the model and its gradient.
 """
 
+import os
+import sys
 import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -48,6 +50,12 @@ __all__ = [
 # log_prob works on blocks of about this many (example, class) pairs at a time, so
 # its temporaries stay at a few hundred megabytes whatever the batch size.
 _LOG_PROB_BLOCK = 2**23
+
+
+def _check_bool(value, name: str) -> None:
+    """A clear error unless ``value`` is a bool (not 0/1, not a string)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
 
 
 def _check_int(value, name: str, minimum: int) -> None:
@@ -120,6 +128,14 @@ def _gradient_rows(indices: Tensor, rows: Tensor, parameter: Tensor, sparse: boo
     return torch.zeros_like(parameter, dtype=rows.dtype).index_add_(0, indices, rows)
 
 
+def _called_by_torch_reparametrization() -> bool:
+    """True when torch's named-member accessor (torch.func.functional_call) sets an attribute."""
+    frame = sys._getframe(2)  # our caller's caller: __setattr__ is called by setattr's caller
+    return frame.f_code.co_filename.endswith(
+        os.path.join("torch", "nn", "utils", "_named_member_accessor.py")
+    )
+
+
 def _is_transformed(tensor: Tensor) -> bool:
     """True for a tensor wrapped by a torch.func transform (vmap, grad, jacrev …)."""
     return torch._C._functorch.is_functorch_wrapped_tensor(tensor)
@@ -131,6 +147,56 @@ def _gathered_path_scores(input: Tensor, weight: Tensor, bias: Tensor | None, no
     if bias is not None:
         scores = scores + _opmath(bias)[nodes]
     return scores
+
+
+def _check_tree_buffers(children: Tensor, nodes: Tensor, signs: Tensor) -> Tensor:
+    """``children`` as int64 if the three buffers are a tree and its paths, else a ValueError.
+
+    The same as comparing with ``tree_paths(check_tree(children))``, but vectorised
+    (several times faster than check_tree's loop over the nodes): ids in range,
+    every node but the root the child of exactly one internal node, internal nodes
+    numbered breadth-first (they appear as children in the order 1, 2, …, reading the
+    table row by row), and each class's path a walk from the root down the table to its
+    own leaf, its signs the turns taken, padded with node 0 and sign 0. A table that
+    passes holds no cycle: unreachable internal nodes would need twice as many child
+    slots as there are unreachable nodes to fill them.
+    """
+    for name, table in (("node_children", children), ("path_nodes", nodes), ("path_signs", signs)):
+        if table.is_floating_point() or table.is_complex() or table.dtype == torch.bool:
+            raise ValueError(f"{name} must hold integers, got {table.dtype}")
+    children, nodes, signs = children.long(), nodes.long(), signs.long()
+    num_internal = children.shape[0]
+    num_nodes = 2 * num_internal + 1
+    if ((children < 1) | (children >= num_nodes)).any():
+        raise ValueError(f"node_children ids must lie in [1, {num_nodes - 1}] (node 0 is the root)")
+    if not (torch.bincount(children.reshape(-1), minlength=num_nodes)[1:] == 1).all():
+        raise ValueError("node_children: every node but the root must have exactly one parent")
+    flat = children.reshape(-1)
+    if not torch.equal(flat[flat < num_internal], torch.arange(1, num_internal)):
+        raise ValueError("node_children is not numbered breadth-first")
+    if not ((signs == 1) | (signs == 0) | (signs == -1)).all():
+        raise ValueError("path_signs must be +1 (left), -1 (right) or 0 (padding)")
+    lengths = (signs != 0).sum(dim=1, keepdim=True)
+    on_path = torch.arange(signs.shape[1]) < lengths
+    if not torch.equal(signs != 0, on_path) or not (lengths >= 1).all():
+        raise ValueError("path_signs: each path must be non-empty, with its padding at the end")
+    if ((nodes < 0) | (nodes >= num_internal)).any() or ((nodes != 0) & ~on_path).any():
+        raise ValueError(
+            f"path_nodes must be internal nodes in [0, {num_internal - 1}], and 0 on padding"
+        )
+    if (nodes[:, 0] != 0).any():
+        raise ValueError("path_nodes: every path must start at the root 0")
+    # The child each step turns to: the next node on the path, the class's leaf at the end.
+    taken = children.reshape(-1).take(2 * nodes + (signs == -1))
+    expected = torch.cat([nodes[:, 1:], nodes.new_zeros(nodes.shape[0], 1)], dim=1)
+    last = (lengths - 1).clamp(min=0)
+    leaves = num_internal + torch.arange(nodes.shape[0]).unsqueeze(1)
+    expected = expected.scatter(1, last, leaves)
+    if not ((taken == expected) | ~on_path).all():  # (no boolean indexing: slow)
+        raise ValueError(
+            "path_nodes and path_signs are not the paths of node_children down to each class's leaf"
+        )
+    return children
 
 
 class _PathLogLikelihood(torch.autograd.Function):
@@ -325,11 +391,30 @@ class HierarchicalSoftmax(nn.Module):
             ``weight`` of the submodule ``node_vectors``, an ``nn.Embedding``.
         bias: :math:`(N - 1)`, initialised the same way: the one-dimensional ``weight``
             of ``node_biases`` (``None``, and ``node_biases`` ``None``, for
-            ``bias=False``). Both are ordinary leaf parameters with their own ``.grad``;
-            assigning to them, or giving ``{"weight": ..., "bias": ...}`` to
-            :func:`torch.func.functional_call`, sets the tables' ``weight``.
+            ``bias=False``). Both are ordinary leaf parameters with their own ``.grad``.
+            Assigning an ``nn.Parameter`` to them sets the tables' ``weight``; anything
+            else is a ``TypeError``, as for ``nn.Linear``, except ``bias = None``, which
+            removes the bias as it does for ``nn.Linear``. Giving ``{"weight": ...,
+            "bias": ...}`` to :func:`torch.func.functional_call` swaps plain tensors in.
         node_children, path_nodes, path_signs: the tree, as buffers, so they move with
-            ``.to(device)`` and travel in ``state_dict``.
+            ``.to(device)`` and travel in ``state_dict``. :meth:`load_state_dict` checks
+            them (the children table must be a tree numbered breadth-first, the paths
+            its paths) and keeps the current tree when they are not; ``to_empty``
+            from the meta device fills them with the tree, so deferred initialisation
+            works: ``device="meta"``, then ``to_empty(device=...)`` and
+            ``reset_parameters()``.
+
+    Changed: the parameters moved from the layer itself into the node tables
+    ``node_vectors`` and ``node_biases`` (``nn.Embedding`` subclasses, see below). Tools
+    that look a parameter up on the module that owns it now take the table and the name
+    ``"weight"``: ``torch.nn.utils.parametrize.register_parametrization(h.node_vectors,
+    "weight", m)``, ``torch.nn.utils.parametrizations.weight_norm(h.node_vectors,
+    "weight")``, ``torch.nn.utils.prune.l1_unstructured(h.node_vectors, "weight", 0.5)``
+    (the bias likewise on ``h.node_biases``); on ``h`` with ``"weight"`` they fail. An
+    initialisation hook run by ``model.apply(init)`` that tests ``isinstance(m,
+    nn.Embedding)`` now also sees, and re-initialises, the node tables; test
+    ``type(m) is nn.Embedding`` or skip ``actlib.hierarchical._NodeTable`` to leave them
+    alone.
 
     Distributed training: the parameters live in ``nn.Embedding`` submodules because
     :class:`~torch.nn.parallel.DistributedDataParallel` accepts sparse gradients only
@@ -373,6 +458,8 @@ class HierarchicalSoftmax(nn.Module):
         super().__init__()
         _check_int(in_features, "in_features", 1)
         _check_int(num_classes, "num_classes", 2)
+        _check_bool(bias, "bias")
+        _check_bool(sparse, "sparse")
         if children is not None and counts is not None:
             raise ValueError("give counts (for a Huffman tree) or children (a tree), not both")
         if children is not None:
@@ -395,6 +482,10 @@ class HierarchicalSoftmax(nn.Module):
         self.register_buffer("node_children", children.to(device))
         self.register_buffer("path_nodes", nodes.to(device))
         self.register_buffer("path_signs", signs.to(device))
+        # A CPU copy of the tree (not a buffer: .to() leaves it, state_dict omits it), from
+        # which reset_parameters rebuilds the buffers after meta → to_empty, which leaves
+        # them uninitialised (deferred initialisation).
+        self._tree = children
         factory = {"device": device, "dtype": dtype}
         bound = in_features**-0.5
         # The tables draw nothing when built; reset_parameters draws the weight, then
@@ -408,9 +499,24 @@ class HierarchicalSoftmax(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Draw the weight, then the bias, from the global generator, as ``nn.Linear`` does."""
         self.node_vectors.reset_parameters()
         if self.node_biases is not None:
             self.node_biases.reset_parameters()
+
+    def _apply(self, fn, recurse=True):
+        # From the meta device to a real one (to_empty, for deferred initialisation) the
+        # buffers come out uninitialised: rebuild the tree in them from the CPU copy.
+        was_meta = self.path_nodes.device.type == "meta"
+        result = super()._apply(fn, recurse)
+        tree = self.__dict__.get("_tree")  # absent in a layer pickled by an earlier version
+        if was_meta and self.path_nodes.device.type != "meta" and tree is not None:
+            nodes, signs = tree_paths(tree)
+            with torch.no_grad():
+                self.node_children.copy_(tree)
+                self.path_nodes.copy_(nodes)
+                self.path_signs.copy_(signs)
+        return result
 
     @property
     def sparse(self) -> bool:
@@ -419,9 +525,10 @@ class HierarchicalSoftmax(nn.Module):
 
     @sparse.setter
     def sparse(self, value: bool) -> None:
+        _check_bool(value, "sparse")
         for table in (self.node_vectors, self.node_biases):
             if table is not None:
-                table.sparse = bool(value)
+                table.sparse = value
 
     @property
     def weight(self) -> nn.Parameter:
@@ -440,28 +547,78 @@ class HierarchicalSoftmax(nn.Module):
             super().__setattr__(name, value)
             return
         table = self._modules[table_name]
-        if table is None:  # bias=False
-            if value is not None:
-                raise AttributeError("this HierarchicalSoftmax was built with bias=False")
+        if value is None:
+            if name == "weight":
+                raise TypeError("weight cannot be None: the layer needs its node vectors")
+            self._modules[table_name] = None  # as nn.Linear's bias = None: no bias from now on
+        elif table is None:  # bias=False
+            raise AttributeError(
+                "this HierarchicalSoftmax has no bias (built with bias=False, or its bias "
+                "set to None); build one with bias=True"
+            )
         elif isinstance(value, nn.Parameter):
             table.weight = value
-        elif isinstance(value, Tensor):
-            # A plain tensor in place of the parameter, as torch.func.functional_call
-            # swaps one in (and the original back afterwards).
+        elif isinstance(value, Tensor) and _called_by_torch_reparametrization():
+            # torch.func.functional_call swaps a plain tensor in (and the original back).
             table._parameters["weight"] = value
         else:
             raise TypeError(
-                f"{name} must be a torch.Tensor or an nn.Parameter, got {type(value).__name__}"
+                f"cannot assign {type(value).__name__} as parameter {name!r} "
+                f"(torch.nn.Parameter or None expected), as for nn.Linear"
             )
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:  # fmt: skip
         # State dicts saved before the parameters moved into the node tables say
         # "weight" and "bias"; load_state_dict hands each module a copy it may edit.
         for name, table_name in _TABLES.items():
+            if self._modules[table_name] is None:
+                continue  # bias=False: a "bias" key stays, and torch reports it unexpected
             old, new = prefix + name, f"{prefix}{table_name}.weight"
             if old in state_dict and new not in state_dict:
                 state_dict[new] = state_dict.pop(old)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if self.node_biases is None and strict:
+            # register_module("node_biases", None) makes torch skip these keys.
+            unexpected_keys.extend(
+                key for key in state_dict if key.startswith(prefix + "node_biases.")
+            )
+        tree = self._loaded_tree(state_dict, prefix, error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)  # fmt: skip
+        if tree is not None:
+            self._tree = tree
+
+    def _loaded_tree(self, state_dict, prefix, error_msgs) -> Tensor | None:
+        """The tree of the buffers in ``state_dict``, validated; None when it brings none.
+
+        The path buffers index the weight rows without further checks (an out-of-range
+        node would read outside memory), so they must be the paths of a valid tree,
+        numbered breadth-first (:func:`_check_tree_buffers`). On failure the error is
+        reported through ``load_state_dict`` and the current tree buffers are kept.
+        """
+        names = ("node_children", "path_nodes", "path_signs")
+        keys = [prefix + name for name in names]
+        if not any(key in state_dict for key in keys):
+            return None
+        given = {}
+        for name, key in zip(names, keys, strict=True):
+            value = state_dict.get(key, self._buffers[name])
+            if not isinstance(value, Tensor) or value.device.type == "meta":
+                return None  # nothing to check (torch reports a non-tensor itself)
+            if value.shape != self._buffers[name].shape:
+                return None  # torch reports the shape mismatch itself
+            given[name] = value.detach().cpu()
+        try:
+            children = _check_tree_buffers(
+                given["node_children"], given["path_nodes"], given["path_signs"]
+            )
+        except (TypeError, ValueError) as error:
+            error_msgs.append(f"invalid tree buffers for {type(self).__name__}: {error}")
+            for name, key in zip(names, keys, strict=True):  # keep the current tree
+                if key in state_dict:
+                    state_dict[key] = self._buffers[name]
+            return None
+        return children
 
     def extra_repr(self) -> str:
         return (
@@ -590,7 +747,9 @@ class HierarchicalSoftmax(nn.Module):
     def predict(self, input: Tensor) -> Tensor:
         """The most probable class, exactly ``log_prob(input).argmax(-1)``, shape :math:`(*)`.
 
-        Found by a pruned search (see :meth:`topk`), not by greedy descent.
+        Found by a pruned search (see :meth:`topk`), not by greedy descent. Among classes
+        of exactly equal log-probability (ties, e.g. all-zero weights) it may return
+        another one than ``argmax``'s first, as :meth:`topk` says.
         """
         return self.topk(input, 1).indices.squeeze(-1)
 

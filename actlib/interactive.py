@@ -82,9 +82,27 @@ def _nice_step(low: float, high: float) -> float:
     return 10.0 ** math.floor(math.log10((high - low) / 20))
 
 
+def _decimals(*numbers: float) -> int:
+    """Digits after the point that show each of ``numbers`` exactly (at most 12)."""
+    needed = 0
+    for number in numbers:
+        for digits in range(13):
+            if abs(round(number, digits) - number) <= 1e-9 * max(1.0, abs(number)):
+                break
+        needed = max(needed, digits)
+    return needed
+
+
 def _parse_parameter(name: str, spec: Any) -> _Slider | _Choice:
     """``(low, high)``, ``(low, high, value)`` or ``(low, high, value, step)``: a slider;
-    a list of strings: a drop-down whose first entry is the initial value."""
+    a list of strings: a drop-down whose first entry is the initial value.
+
+    The slider's positions are the grid ``low + k * step``. A ``high`` off that grid is
+    an error when the step is given (the slider could not reach it) and is lowered to the
+    last grid point for the default step; the default value (the middle) is the nearest
+    grid point. A given value between grid points is kept as given (e.g. SELU's exact
+    constants): the readout rounds it, and moving the slider lands on the grid.
+    """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"parameter names must be Python identifiers, got {name!r}")
     if isinstance(spec, Sequence) and not isinstance(spec, str) and spec \
@@ -108,12 +126,34 @@ def _parse_parameter(name: str, spec: Any) -> _Slider | _Choice:
     low, high = numbers[:2]
     if not low < high:
         raise ValueError(f"parameter {name!r}: the range [{low}, {high}] is empty (need low < high)")
-    value = numbers[2] if len(numbers) > 2 else (low + high) / 2
-    if not low <= value <= high:
-        raise ValueError(f"parameter {name!r}: the value {value} lies outside [{low}, {high}]")
+    if len(numbers) > 2 and not low <= numbers[2] <= high:
+        raise ValueError(
+            f"parameter {name!r}: the value {numbers[2]} lies outside [{low}, {high}]"
+        )
     step = numbers[3] if len(numbers) > 3 else _nice_step(low, high)
     if not 0 < step <= high - low:
         raise ValueError(f"parameter {name!r}: the step {step} must be in (0, {high - low}]")
+    decimals = _decimals(low, step)
+    last = math.floor((high - low) / step + 1e-9)
+    grid_high = round(low + last * step, decimals)
+    if abs(grid_high - high) > 1e-9 * max(1.0, abs(high)):
+        if len(numbers) > 3:
+            raise ValueError(
+                f"parameter {name!r}: the maximum {high} is not on the slider's grid "
+                f"{low} + k * {step} (the last point is {grid_high}); give a maximum or a "
+                f"step so that (high - low) / step is a whole number"
+            )
+        high = grid_high
+        if len(numbers) > 2 and numbers[2] > high:
+            raise ValueError(
+                f"parameter {name!r}: the value {numbers[2]} lies beyond the last point "
+                f"{high} of the slider's grid {low} + k * {step} (the default step); give a "
+                f"step so that (high - low) / step is a whole number"
+            )
+    if len(numbers) > 2:
+        value = numbers[2]
+    else:  # the grid point nearest the middle
+        value = round(low + round((high - low) / 2 / step) * step, decimals)
     return _Slider(name, low, high, value, step)
 
 
@@ -149,7 +189,10 @@ def _make_control(widgets, parameter: _Slider | _Choice, description: str,
             max=math.log10(parameter.high), step=parameter.step, description=description,
             continuous_update=continuous_update, readout_format=".3g", style=style,
         )  # fmt: skip
-    decimals = max(0, -math.floor(math.log10(parameter.step)))
+    # Enough digits for every grid point low + k * step (0.15 + 0.25k needs two).
+    decimals = max(
+        0, -math.floor(math.log10(parameter.step)), _decimals(parameter.low, parameter.step)
+    )
     return widgets.FloatSlider(
         value=parameter.value, min=parameter.low, max=parameter.high, step=parameter.step,
         description=description, continuous_update=continuous_update,
@@ -200,6 +243,17 @@ def _summary(kind: str, title: str, controls: Mapping[str, Any]) -> str:
         for name, control in controls.items()
     )  # fmt: skip
     return f"{kind}({title}: {settings})"
+
+
+def _finite_pair(pair: Any, name: str) -> tuple[float, float]:
+    """``(a, b)`` as two finite floats, or a ValueError that names ``name``."""
+    try:
+        a, b = (float(end) for end in pair)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair of numbers, got {pair!r}") from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"{name} must hold finite numbers, got ({a}, {b})")
+    return a, b
 
 
 def _png(figure: Figure) -> bytes:
@@ -255,11 +309,15 @@ def activation_explorer(
     unknown = set(symbols) - set(parameters)
     if unknown:
         raise ValueError(f"symbols names {sorted(unknown)}, which are not among the parameters")
-    low, high = (float(end) for end in x_range)
+    low, high = _finite_pair(x_range, "x_range")
     if not low < high:
         raise ValueError(f"x_range ({low}, {high}) is empty (need low < high)")
-    if ylim is not None and not float(ylim[0]) < float(ylim[1]):
-        raise ValueError(f"ylim {tuple(ylim)} is empty (need bottom < top)")
+    if ylim is not None:
+        ylim = _finite_pair(ylim, "ylim")
+        if not ylim[0] < ylim[1]:
+            raise ValueError(f"ylim {tuple(ylim)} is empty (need bottom < top)")
+    if isinstance(num, bool) or not isinstance(num, int) or num < 2:
+        raise ValueError(f"num must be an int of at least 2 (points along x), got {num!r}")
     name = label or getattr(function, "__name__", "f")
     controls = {
         spec.name: _make_control(widgets, spec, symbols.get(spec.name, spec.name), continuous_update)
@@ -272,10 +330,21 @@ def activation_explorer(
     def kinks_now(settings: dict[str, Any]) -> list[float]:
         return [float(k) for k in (kinks(**settings) if callable(kinks) else kinks)]
 
-    # Fail now, with the traceback in the cell, rather than inside a slider callback.
-    derivatives(lambda x: function(x, **values()), torch.zeros(3, dtype=torch.float64),
-                second=second_derivative)  # fmt: skip
-    kinks_now(values())
+    # Fail now, with the traceback in the cell, rather than inside a slider callback: at
+    # the starting values, and at every option of each drop-down (the others at theirs).
+    settings_to_try = [values()]
+    for spec in specs:
+        if isinstance(spec, _Choice):
+            settings_to_try += [{**values(), spec.name: option} for option in spec.options[1:]]
+    for settings in settings_to_try:
+        try:
+            derivatives(lambda x, s=settings: function(x, **s),
+                        torch.zeros(3, dtype=torch.float64), second=second_derivative)  # fmt: skip
+            kinks_now(settings)
+        except Exception as error:
+            if len(settings_to_try) > 1 and hasattr(error, "add_note"):  # Python 3.11+
+                error.add_note(f"activation_explorer: raised at the settings {settings}")
+            raise
 
     box_class = _explorer_box(widgets)
     image = widgets.Image(format="png")
@@ -294,7 +363,8 @@ def activation_explorer(
             ax = figure.add_subplot()
             try:
                 fn = lambda x: function(x, **settings)  # noqa: E731
-                at = kinks_now(settings)
+                # A kink outside x_range is not drawn (it would stretch the x axis).
+                at = [k for k in kinks_now(settings) if low <= k <= high]
                 plotting.plot_function_and_derivative(
                     fn, ax=ax, x_range=(low, high), label=name, num=num, color=color, kinks=at
                 )
@@ -388,7 +458,8 @@ def softmax_temperature_explorer(
     def redraw(*_ignored) -> None:
         t = float(control.value)
         box.summary = _summary("softmax_temperature_explorer", f"{z.numel()} logits", controls)
-        p = softmax(z / t, dim=0).numpy()
+        # Shifted first: z / T itself overflows for large logits and small T.
+        p = softmax((z - z.max()) / t, dim=0).numpy()
         positions = np.arange(z.numel())
         with matplotlib.rc_context(plotting.STYLE):
             figure = Figure()

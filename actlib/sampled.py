@@ -30,7 +30,7 @@ Sampling is reproducible: every draw takes a ``generator=`` (a CPU
 :class:`torch.Generator`; the global CPU generator when omitted), and ``forward`` also
 takes the samples themselves, so that a test, or the ranks of a distributed run, can fix
 them. Classes are drawn by inverse-CDF lookup in an integer table: class :math:`c` gets
-:math:`m_c \approx 2^{53} q_c` units (at least one when :math:`q_c > 0`), a uniform
+:math:`m_c \approx 2^{53} q_c` units (at least one when :math:`f_c > 0`), a uniform
 integer below :math:`\sum_c m_c` is drawn and looked up with :func:`torch.searchsorted`.
 The sampling probabilities are then exactly :math:`m_c / \sum m`, which is what the log-Q
 correction and :attr:`sampling_probs` use, and each draw costs :math:`O(\log N)`
@@ -133,15 +133,26 @@ def _sampling_table(frequencies, num_classes: int, power: float, allow_zero: boo
             f"proposal could never draw them and the importance-sampling estimate of the "
             f"normaliser would leave them out; add a pseudo-count (e.g. frequencies + 1)"
         )
-    weights = freq**power if power != 1.0 else freq
-    if power == 0.0:
-        weights = (freq > 0).double()  # 0^0 would be 1: a class of frequency 0 stays at 0
-    total = weights.sum()
-    if not total > 0:
+    positive = freq > 0
+    if not positive.any():
         raise ValueError("frequencies must not all be zero")
-    probs = weights / total
+    # In logarithms, relative to the largest: f^power overflows for f = 1e308 or
+    # power = 2 and f = 1e300, and underflows to 0 for f = 1e-200. A class of frequency 0
+    # gets weight 0 (also for power 0, where 0^0 would be 1).
+    log_weights = torch.where(
+        positive, power * (torch.log(freq) - torch.log(freq.max())), -torch.inf
+    )
+    probs = torch.softmax(log_weights, dim=0)
     units = torch.round(probs * _TABLE_UNITS).to(torch.int64)
-    return torch.where(probs > 0, units.clamp_min(1), 0)
+    # At least one unit for every class of positive frequency, however small its share.
+    return torch.where(positive, units.clamp_min(1), 0)
+
+
+def _is_transformed(tensor: Tensor) -> bool:
+    """True for a tensor wrapped by a torch.func transform (vmap, grad, jacrev …)."""
+    if torch.compiler.is_compiling():  # dynamo cannot trace the check (a graph break)
+        return False
+    return torch._C._functorch.is_functorch_wrapped_tensor(tensor)
 
 
 class _SampledLayer(nn.Module):
@@ -168,7 +179,23 @@ class _SampledLayer(nn.Module):
         # Integer buffers: .float()/.double() leave them alone, .to(device) moves them.
         self.register_buffer("sampling_units", units.to(device))
         self.register_buffer("sampling_cdf", torch.cumsum(units, 0).to(device))
+        # A CPU copy of the table (not a buffer: .to() leaves it, state_dict omits it),
+        # from which _apply rebuilds the buffers after meta → to_empty.
+        self._units = units
+        self._allow_zero = allow_zero
         self.reset_parameters()
+
+    def _apply(self, fn, recurse=True):
+        # From the meta device to a real one (to_empty, for deferred initialisation) the
+        # buffers come out uninitialised: rebuild the table in them from the CPU copy.
+        was_meta = self.sampling_units.device.type == "meta"
+        result = super()._apply(fn, recurse)
+        units = self.__dict__.get("_units")  # absent in a layer pickled by an earlier version
+        if was_meta and self.sampling_units.device.type != "meta" and units is not None:
+            with torch.no_grad():
+                self.sampling_units.copy_(units)
+                self.sampling_cdf.copy_(torch.cumsum(units, 0))
+        return result
 
     def reset_parameters(self) -> None:
         """:math:`\\mathcal{U}(-1/\\sqrt{D}, 1/\\sqrt{D})`, as ``nn.Linear`` and HierarchicalSoftmax."""
@@ -176,6 +203,58 @@ class _SampledLayer(nn.Module):
         nn.init.uniform_(self.embedding.weight, -bound, bound)
         if self.bias_embedding is not None:
             nn.init.uniform_(self.bias_embedding.weight, -bound, bound)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:  # fmt: skip
+        units = self._loaded_table(state_dict, prefix, error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)  # fmt: skip
+        if units is not None:
+            self._units = units
+
+    def _loaded_table(self, state_dict, prefix, error_msgs) -> Tensor | None:
+        """The sampling table in ``state_dict``, validated; None when it brings none.
+
+        ``sampling_units`` must be non-negative integers, not all zero (all positive for
+        SampledSoftmax), summing to at most 2^62, and ``sampling_cdf`` their running sum;
+        otherwise the error is reported through ``load_state_dict`` and the current
+        table kept.
+        """
+        names = ("sampling_units", "sampling_cdf")
+        keys = [prefix + name for name in names]
+        if not any(key in state_dict for key in keys):
+            return None
+        given = {}
+        for name, key in zip(names, keys, strict=True):
+            value = state_dict.get(key, self._buffers[name])
+            if not isinstance(value, Tensor) or value.device.type == "meta":
+                return None
+            if value.shape != self._buffers[name].shape:
+                return None  # torch reports the shape mismatch itself
+            given[name] = value.detach().cpu()
+        units, cdf = given["sampling_units"], given["sampling_cdf"]
+        problem = None
+        if units.is_floating_point() or units.is_complex() or units.dtype == torch.bool:
+            problem = f"sampling_units must hold integers, got {units.dtype}"
+        elif (units < 0).any():
+            problem = "sampling_units must be non-negative"
+        elif not self.__dict__.get("_allow_zero", True) and (units == 0).any():
+            problem = "sampling_units must be positive: the proposal must draw every class"
+        elif not (units > 0).any():
+            problem = "sampling_units must not all be zero"
+        elif units.double().sum() > 2**62:
+            problem = "sampling_units must sum to at most 2**62"
+        elif not torch.equal(torch.cumsum(units.long(), 0), cdf.long()) or (
+            cdf.is_floating_point()
+        ):
+            problem = "sampling_cdf must be the running sum of sampling_units"
+        if problem is not None:
+            error_msgs.append(f"invalid sampling table for {type(self).__name__}: {problem}")
+            for name, key in zip(names, keys, strict=True):  # keep the current table
+                if key in state_dict:
+                    state_dict[key] = self._buffers[name]
+            return None
+        return units.long()
 
     @property
     def sparse(self) -> bool:
@@ -250,7 +329,11 @@ class _SampledLayer(nn.Module):
                 f"input must have in_features={self.in_features} as its last dimension, "
                 f"got shape {tuple(input.shape)}"
             )
-        if input.dtype != self.weight.dtype:
+        if input.dtype != self.weight.dtype and torch.is_autocast_enabled(input.device.type):
+            # Under autocast the previous layer hands over its autocast dtype (bfloat16
+            # from nn.Linear); compute in the parameters' dtype, as HierarchicalSoftmax does.
+            input = input.to(self.weight.dtype)
+        elif input.dtype != self.weight.dtype:
             raise TypeError(
                 f"input dtype {input.dtype} differs from the layer's dtype "
                 f"{self.weight.dtype}; convert one of them (input.to(dtype) or "
@@ -266,7 +349,9 @@ class _SampledLayer(nn.Module):
             raise TypeError(f"{name} must hold integer class indices, got {classes.dtype}")
         if classes.device.type == "meta":
             raise ValueError(f"{name} is on the meta device, which holds no class indices")
-        if classes.numel():
+        # Under a torch.func transform (vmap for per-example gradients) the values cannot
+        # be read back; an index out of range still fails in the embedding lookup.
+        if classes.numel() and not _is_transformed(classes):
             low, high = (int(v) for v in torch.aminmax(classes.long()))
             if low < 0 or high >= self.num_classes:
                 raise ValueError(
@@ -326,16 +411,32 @@ class _SampledLayer(nn.Module):
         """
         return torch.log_softmax(self.logits(input), dim=-1)
 
+    @torch.no_grad()
     def predict(self, input: Tensor) -> Tensor:
-        """The most probable class, ``log_prob(input).argmax(-1)``, shape :math:`(*)`."""
-        return self.topk(input, 1).indices.squeeze(-1)
+        """The most probable class, ``log_prob(input).argmax(-1)``, shape :math:`(*)`.
+
+        As :func:`torch.argmax`, the first of equally probable classes (all-zero weights
+        give class 0). Works through the batch in blocks, like :meth:`topk`.
+        """
+        x, batch_shape = self._flatten_input(input)
+        rows_per_block = max(1, _SCORE_BLOCK // self.num_classes)
+        indices = [
+            torch.log_softmax(self._logits_2d(block), dim=-1).argmax(dim=-1)
+            for block in x.split(rows_per_block)
+        ]
+        if not indices:
+            return torch.empty(batch_shape, dtype=torch.int64, device=x.device)
+        return torch.cat(indices).reshape(batch_shape)
 
     @torch.no_grad()
     def topk(self, input: Tensor, k: int) -> TopK:
         """The ``k`` most probable classes and their exact log-probabilities, shape :math:`(*, k)`.
 
         Works through the batch in blocks, so the :math:`B \\times N` scores are never all
-        held at once.
+        held at once. The values are exactly those of :meth:`log_prob` (a ``log_softmax``,
+        which float16/bfloat16 kernels accumulate in float32), so they agree with it also in
+        half precision. The order of equally probable classes is :func:`torch.topk`'s,
+        which need not be the first-index order of :meth:`predict`.
         """
         if isinstance(k, bool) or not isinstance(k, int):
             raise TypeError(f"k must be an int, got {k!r} ({type(k).__name__})")
@@ -345,9 +446,8 @@ class _SampledLayer(nn.Module):
         rows_per_block = max(1, _SCORE_BLOCK // self.num_classes)
         values, indices = [], []
         for block in x.split(rows_per_block):
-            logits = self._logits_2d(block)
-            top = logits.topk(k, dim=-1)
-            values.append(top.values - torch.logsumexp(logits, dim=-1, keepdim=True))
+            top = torch.log_softmax(self._logits_2d(block), dim=-1).topk(k, dim=-1)
+            values.append(top.values)
             indices.append(top.indices)
         if not values:
             return TopK(
@@ -412,10 +512,14 @@ class NegativeSampling(_SampledLayer):
         embedding: ``nn.Embedding(N, D)``, the output vectors; ``weight`` is its weight.
         bias_embedding: ``nn.Embedding(N, 1)`` or ``None``; ``bias`` is an :math:`(N)`
             view of its weight.
-        sampling_units, sampling_cdf: the integer sampling table, as buffers.
+        sampling_units, sampling_cdf: the integer sampling table, as buffers;
+            :meth:`load_state_dict` checks them (non-negative units, not all zero, the cdf
+            their running sum) and keeps the current table when they are not, and
+            ``to_empty`` from the meta device fills them with the table.
 
     Shape:
-        - input: :math:`(*, D)`, of the parameters' dtype; target: :math:`(*)` integer.
+        - input: :math:`(*, D)`, of the parameters' dtype (under :func:`torch.autocast`
+          any floating dtype, cast to the parameters'); target: :math:`(*)` integer.
         - negatives (optional): :math:`(*, K')` integer class indices, any :math:`K' \ge 1`.
         - output: :math:`(*)`, minus each example's loss; loss: as ``reduction`` says.
 
@@ -525,7 +629,11 @@ class SampledSoftmax(_SampledLayer):
       are found, after :math:`T` draws; :math:`E[c]` is then the probability that
       :math:`c` is in the set, taken as :math:`1 - (1 - Q(c))^T` as TensorFlow's
       candidate samplers do. That value is an approximation (it ignores that :math:`T`
-      depends on the sample), so the estimate below holds only approximately.
+      depends on the sample), so the estimate below holds only approximately: for 16
+      of 40 Zipfian classes it is off by at most 0.024 in probability, but for a skewed
+      proposal by far more (4 of 8 classes with :math:`Q` halving from one class to
+      the next, :math:`Q = 1/2, 1/4, \dots`: about 0.12, the third class being in
+      the set 82 % of the time against 71 % predicted).
 
     **Why the target gets no correction.** The target is in the candidate set with
     certainty, so its "expected count" is 1 and :math:`\log 1 = 0`. Sampled classes equal
@@ -563,10 +671,13 @@ class SampledSoftmax(_SampledLayer):
         reduction: ``"mean"`` (over the examples, the default), ``"sum"`` or ``"none"``.
 
     Shape:
-        - input: :math:`(*, D)`, of the parameters' dtype; target: :math:`(*)` integer.
+        - input: :math:`(*, D)`, of the parameters' dtype (under :func:`torch.autocast`
+          any floating dtype, cast to the parameters'); target: :math:`(*)` integer.
         - samples (optional): a :class:`Candidates` from :meth:`sample`, or, with
           replacement, a 1-D integer tensor of :math:`S' \ge 1` classes (its correction is
-          then :math:`\log(S' Q(c))`).
+          then :math:`\log(S' Q(c))`). A given :class:`Candidates` is checked: classes in
+          range, a finite floating-point ``log_expected_count`` of the same shape, and
+          without replacement no class twice.
         - output: :math:`(*)`, minus each example's loss (the sampled estimate of
           :math:`\log p(y \mid h)`); loss: as ``reduction`` says.
 
@@ -661,6 +772,21 @@ class SampledSoftmax(_SampledLayer):
                 raise ValueError(
                     "samples.log_expected_count must be a tensor shaped like samples.classes"
                 )
+            if not log_count.is_floating_point():
+                raise TypeError(
+                    f"samples.log_expected_count must be floating point, got {log_count.dtype}"
+                )
+            if not _is_transformed(log_count) and not torch.isfinite(log_count).all():
+                raise ValueError(
+                    "samples.log_expected_count must be finite (found NaN or infinity): the "
+                    "log-Q correction would make the loss NaN"
+                )
+            if not self.replacement and not _is_transformed(classes):
+                if torch.unique(classes).numel() != classes.numel():
+                    raise ValueError(
+                        "samples.classes repeat a class, but SampledSoftmax(replacement="
+                        "False) draws distinct classes: give the Candidates of .sample()"
+                    )
             return Candidates(classes, log_count.to(self.weight), samples.num_tries)
         if not self.replacement:
             raise ValueError(

@@ -336,7 +336,10 @@ def test_parameters_live_in_embedding_tables_that_ddp_recognises():
             "node_biases.weight",
         ]
         assert list(layer.parameters()) == [layer.weight, layer.bias]  # the old order
-        for table, parameter in ((layer.node_vectors, layer.weight), (layer.node_biases, layer.bias)):
+        for table, parameter in (
+            (layer.node_vectors, layer.weight),
+            (layer.node_biases, layer.bias),
+        ):
             assert isinstance(table, torch.nn.Embedding) and table.sparse is sparse
             assert table.weight is parameter and parameter.is_leaf
         assert layer.weight.shape == (8, 5) and layer.bias.shape == (8,)
@@ -372,7 +375,7 @@ def test_assigning_weight_and_bias_sets_the_tables():
     # class 0 of the balanced tree over 5 classes: left at the root, then right
     expected = F.logsigmoid(x.sum(-1, keepdim=True) * torch.tensor([1.0, -1.0])).sum(-1)
     torch.testing.assert_close(layer(x, torch.tensor([0, 0])).output, expected)
-    with pytest.raises(TypeError, match="weight must be a torch.Tensor"):
+    with pytest.raises(TypeError, match="cannot assign list as parameter 'weight'"):
         layer.weight = [1.0]
     with pytest.raises(AttributeError, match="bias=False"):
         HierarchicalSoftmax(3, 5, bias=False).bias = torch.nn.Parameter(torch.zeros(4))
@@ -516,9 +519,7 @@ def test_double_backward_matches_plain_autograd_through_log_prob():
         return [p.grad.clone() for p in (*linear.parameters(), *layer.parameters())]
 
     ours = second_order(lambda: layer(linear(x), target).loss)
-    reference = second_order(
-        lambda: -layer.log_prob(linear(x)).gather(1, target[:, None]).mean()
-    )
+    reference = second_order(lambda: -layer.log_prob(linear(x)).gather(1, target[:, None]).mean())
     for got, want in zip(ours, reference, strict=True):
         torch.testing.assert_close(got, want)
     assert float(ours[2].abs().sum()) > 0  # the tree's weight gets a second-order gradient
@@ -531,7 +532,9 @@ def test_gradcheck_forward_mode_and_gradgradcheck():
     weight, bias = (p.detach().clone().requires_grad_() for p in (layer.weight, layer.bias))
 
     def log_prob(x, weight, bias):
-        return torch.func.functional_call(layer, {"weight": weight, "bias": bias}, (x, target)).output
+        return torch.func.functional_call(
+            layer, {"weight": weight, "bias": bias}, (x, target)
+        ).output
 
     inputs = (x.requires_grad_(), weight, bias)
     assert torch.autograd.gradcheck(log_prob, inputs, check_forward_ad=True)
@@ -588,7 +591,9 @@ def test_topk_k_must_be_an_int():
         layer.topk(torch.randn(2, 4), 2.0)
 
 
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.uint16, torch.uint32, torch.uint64, torch.int16])
+@pytest.mark.parametrize(
+    "dtype", [torch.uint8, torch.uint16, torch.uint32, torch.uint64, torch.int16]
+)
 def test_unsigned_and_short_targets(dtype):
     layer = HierarchicalSoftmax(4, 8)
     x = torch.randn(3, 4, generator=torch.Generator().manual_seed(3))
@@ -678,7 +683,11 @@ def test_hierarchical_softmax_over_a_given_tree(seed):
     ("children", "error", "message"),
     [
         ([[1, 2], [3, 4]], ValueError, r"shape \(3, 2\) for 4 classes"),
-        ([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], TypeError, "integer node ids, got dtype torch.float"),
+        (
+            [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],
+            TypeError,
+            "integer node ids, got dtype torch.float",
+        ),
         ([[1, 2], [0, 4], [5, 6]], ValueError, r"ids must lie in \[1, 6\]"),
         ([[1, 2], [3, 4], [5, 7]], ValueError, r"ids must lie in \[1, 6\]"),
         ([[1, 2], [3, 3], [5, 6]], ValueError, "node 3 is the child of more than one"),
@@ -693,3 +702,148 @@ def test_bad_trees_are_named(children, error, message):
 def test_counts_and_children_together_are_refused():
     with pytest.raises(ValueError, match="counts .* or children .*, not both"):
         HierarchicalSoftmax(4, 3, counts=[1, 2, 3], children=balanced_tree(3))
+
+
+# -- regressions from the adversarial review ------------------------------------------
+
+
+def _state(layer):
+    return {key: value.clone() for key, value in layer.state_dict().items()}
+
+
+def _set(key, index, value):
+    def edit(state):
+        state[key][index] = value
+
+    return edit
+
+
+def _swap_internal_nodes_1_and_2(state):
+    """The same tree with internal nodes 1 and 2 renamed: valid, but not breadth-first."""
+    children = state["node_children"]
+    rows = children[[0, 2, 1, 3, 4]]
+    state["node_children"] = torch.where(rows == 1, 2, torch.where(rows == 2, 1, rows))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_set("path_nodes", (0, 0), 10**9), "path_nodes must be internal nodes in"),
+        (_set("path_nodes", (0, 0), -1), "path_nodes must be internal nodes in"),
+        (_set("path_nodes", (0, 1), 4), "not the paths of node_children"),  # a wrong node
+        (_set("path_nodes", (0, 0), 1), "must start at the root"),
+        (_set("path_signs", (0, 0), 2), "path_signs must be"),
+        (_set("path_signs", (0, 0), 0), "padding at the end"),
+        (_set("path_signs", (0, 1), -1), "not the paths of node_children"),  # a wrong turn
+        (_set("node_children", (0, 0), 10**9), "node_children ids must lie in"),
+        (_set("node_children", (1, 0), 1), "exactly one parent"),
+        (_swap_internal_nodes_1_and_2, "not numbered breadth-first"),
+    ],
+)
+def test_load_state_dict_rejects_tree_buffers_that_are_not_a_tree(edit, message):
+    """An out-of-range path node used to be read unchecked: a segfault in forward."""
+    layer = HierarchicalSoftmax(4, 6)
+    before = {name: buffer.clone() for name, buffer in layer.named_buffers()}
+    state = _state(layer)
+    edit(state)
+    with pytest.raises(RuntimeError, match=f"invalid tree buffers.*{message}"):
+        layer.load_state_dict(state)
+    for name, buffer in layer.named_buffers():  # the valid tree stays
+        assert torch.equal(buffer, before[name]), name
+    x, y = torch.randn(2, 4), torch.tensor([0, 5])
+    assert torch.isfinite(layer(x, y).loss)
+
+
+def test_a_loaded_tree_is_checked_and_kept_by_reset_parameters():
+    children = balanced_tree(6)
+    children = torch.where(children == 5, 10, torch.where(children == 10, 5, children))
+    # classes 0 and 5 have swapped leaves
+    source = HierarchicalSoftmax(4, 6, children=children)
+    layer = HierarchicalSoftmax(4, 6)
+    assert not torch.equal(layer.path_nodes, source.path_nodes)
+    layer.load_state_dict(source.state_dict())
+    layer.reset_parameters()
+    for name, buffer in source.named_buffers():
+        assert torch.equal(dict(layer.named_buffers())[name], buffer), name
+
+
+def test_deferred_initialisation_on_meta_rebuilds_the_tree():
+    reference = HierarchicalSoftmax(4, 6)
+    layer = HierarchicalSoftmax(4, 6, device="meta")
+    layer.to_empty(device="cpu")  # parameters and buffers: uninitialised memory
+    layer.reset_parameters()
+    for name, buffer in reference.named_buffers():
+        assert torch.equal(dict(layer.named_buffers())[name], buffer), name
+    # the same numbers as the layer built on the CPU, given the same parameters
+    layer.load_state_dict(reference.state_dict())
+    x, y = torch.randn(4, 4), torch.tensor([0, 2, 3, 5])
+    torch.testing.assert_close(layer(x, y).output, reference(x, y).output, rtol=0, atol=0)
+    torch.testing.assert_close(layer.log_prob(x), reference.log_prob(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("old_format", [False, True])
+def test_a_bias_in_the_state_dict_of_a_layer_without_bias_is_unexpected(old_format):
+    state = dict(HierarchicalSoftmax(4, 6).state_dict())
+    if old_format:  # saved before the parameters moved into the node tables
+        state["weight"] = state.pop("node_vectors.weight")
+        state["bias"] = state.pop("node_biases.weight")
+    key = "bias" if old_format else "node_biases.weight"
+    layer = HierarchicalSoftmax(4, 6, bias=False)
+    with pytest.raises(RuntimeError, match=f'Unexpected key\\(s\\) in state_dict: "{key}"'):
+        layer.load_state_dict(state)
+    result = HierarchicalSoftmax(4, 6, bias=False).load_state_dict(state, strict=False)
+    assert result.unexpected_keys == [key] and result.missing_keys == []
+
+
+@pytest.mark.parametrize("value", ["no", 0, 1, None])
+def test_sparse_must_be_a_bool(value):
+    with pytest.raises(TypeError, match="sparse must be a bool"):
+        HierarchicalSoftmax(4, 6, sparse=value)
+    layer = HierarchicalSoftmax(4, 6)
+    with pytest.raises(TypeError, match="sparse must be a bool"):
+        layer.sparse = value
+    assert layer.sparse is False
+
+
+def test_assigning_a_plain_tensor_or_none_behaves_as_for_nn_linear():
+    layer = HierarchicalSoftmax(3, 5)
+    with pytest.raises(TypeError, match="cannot assign Tensor as parameter 'weight'"):
+        layer.weight = torch.ones(4, 3)
+    assert isinstance(layer.weight, torch.nn.Parameter)
+    with pytest.raises(TypeError, match="cannot assign Tensor as parameter 'bias'"):
+        layer.bias = torch.zeros(4)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    layer.bias = None  # as nn.Linear: no bias from now on
+    assert layer.bias is None and layer.node_biases is None
+    assert list(layer.state_dict()) == ["node_children", "path_nodes", "path_signs",
+                                        "node_vectors.weight"]  # fmt: skip
+    x = torch.randn(2, 3)
+    # class 0 of the balanced tree over 5 classes: left at the root, then right; no bias
+    expected = F.logsigmoid(x.sum(-1, keepdim=True) * torch.tensor([1.0, -1.0])).sum(-1)
+    torch.testing.assert_close(layer(x, torch.tensor([0, 0])).output, expected)
+    with pytest.raises(TypeError, match="weight cannot be None"):
+        layer.weight = None
+    # torch.func.functional_call still swaps plain tensors in under the old names
+    zeros = {"weight": torch.zeros(4, 3)}
+    out = torch.func.functional_call(layer, zeros, (x, torch.tensor([0, 0]))).output
+    torch.testing.assert_close(out, torch.full((2,), 2 * math.log(0.5)))
+    assert isinstance(layer.weight, torch.nn.Parameter) and layer.weight.sum() == 12
+
+
+@pytest.mark.parametrize("num_classes", [2, 3, 50, 257])
+def test_any_valid_tree_loads_and_gives_the_same_log_probabilities(num_classes):
+    """The vectorised buffer check accepts every tree that check_tree and tree_paths make."""
+    from actlib.trees import random_tree
+
+    source = HierarchicalSoftmax(
+        3,
+        num_classes,
+        children=random_tree(num_classes, torch.Generator().manual_seed(num_classes)),
+    )
+    layer = HierarchicalSoftmax(3, num_classes)
+    if layer.path_nodes.shape != source.path_nodes.shape:
+        layer = HierarchicalSoftmax(3, num_classes, children=source.node_children)
+    layer.load_state_dict(source.state_dict())
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(layer.log_prob(x), source.log_prob(x), rtol=0, atol=0)

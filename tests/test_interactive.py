@@ -227,3 +227,70 @@ def test_strip_widget_state_removes_the_state_and_the_views_but_keeps_the_text(t
     assert "widgets" not in stripped["metadata"]
     assert stripped["cells"][0]["outputs"][0]["data"] == {"text/plain": ["explorer"]}
     assert strip_widget_state(str(path)) is False  # nothing left to remove
+
+
+# -- regressions from the adversarial review ------------------------------------------
+
+
+def test_huge_logits_at_a_small_temperature_give_the_one_hot_softmax():
+    explorer = softmax_temperature_explorer([1e308, 5e307])
+    explorer.controls["temperature"].value = 0.05
+    # (z - max z) / T = (0, -1e309): exp of it is exactly (1, 0); z / T alone overflowed
+    np.testing.assert_array_equal(explorer.probabilities, [1.0, 0.0])
+
+
+def test_kinks_outside_x_range_do_not_stretch_the_x_axis():
+    def build(max_val):
+        return activation_explorer(
+            actlib.hardtanh, {"max_val": (0.5, 10.0, max_val)},
+            kinks=lambda max_val: [-1.0, max_val], x_range=(-3.0, 3.0),
+        )  # fmt: skip
+
+    inside = build(2.0).figure.axes[0].get_xlim()
+    explorer = build(8.0)
+    (ax,) = explorer.figure.axes
+    assert ax.get_xlim() == inside  # the same axis as with both kinks inside
+    assert ax.get_xlim()[1] < 3.5
+    dots = {float(line.get_xdata()[0]) for line in ax.get_lines() if line.get_marker() == "o"}
+    assert dots == {-1.0}  # only the kink inside x_range is marked
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ({"num": 0}, "num must be an int of at least 2"),
+        ({"num": 1}, "num must be an int of at least 2"),
+        ({"num": 2.5}, "num must be an int of at least 2"),
+        ({"num": True}, "num must be an int of at least 2"),
+        ({"x_range": (0.0, float("inf"))}, "x_range must hold finite numbers"),
+        ({"x_range": (float("nan"), 1.0)}, "x_range must hold finite numbers"),
+        ({"ylim": (0.0, float("inf"))}, "ylim must hold finite numbers"),
+        ({"ylim": (1.0, 0.0)}, "ylim .* is empty"),
+    ],
+)
+def test_bad_drawing_arguments_give_a_clear_error(keywords, message):
+    with pytest.raises(ValueError, match=message):
+        activation_explorer(actlib.elu, {"alpha": (0.1, 3.0)}, **keywords)
+
+
+def test_every_dropdown_option_is_tried_when_the_control_is_built():
+    with pytest.raises(ValueError, match="bogus") as caught:
+        activation_explorer(actlib.gelu, {"approximate": ["none", "bogus"]})
+    assert "'approximate': 'bogus'" in " ".join(getattr(caught.value, "__notes__", []))
+
+
+def test_slider_readout_and_grid_follow_low_and_step():
+    explorer = activation_explorer(actlib.elu, {"alpha": (0.15, 2.9, 1.15, 0.25)})
+    slider = explorer.controls["alpha"]
+    assert slider.readout_format == ".2f"  # 0.15 + 0.25 k needs two digits, not ".1f"
+    assert (slider.min, slider.max, slider.value) == (0.15, 2.9, 1.15)
+    with pytest.raises(ValueError, match=r"maximum 3.0 is not on the slider's grid.*2.9"):
+        activation_explorer(actlib.elu, {"alpha": (0.15, 3.0, 1.0, 0.25)})
+    # the default step, a power of ten: the maximum is lowered onto its grid, and the
+    # default value is the grid point nearest the middle of that range
+    slider = activation_explorer(actlib.elu, {"alpha": (0.05, 20.0)}).controls["alpha"]
+    assert slider.step == 0.1 and slider.max == 19.95
+    assert slider.value == 9.95  # the middle of [0.05, 19.95], a grid point
+    assert slider.readout_format == ".2f"
+    with pytest.raises(ValueError, match=r"value 20.0 lies beyond the last point 19.95"):
+        activation_explorer(actlib.elu, {"alpha": (0.05, 20.0, 20.0)})
