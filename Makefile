@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 NOTEBOOKS := $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 
-.PHONY: venv test lint unit nbval book book-from-outputs mathjax browser-check bench clean
+.PHONY: venv test lint unit nbval book book-from-outputs mathjax plotly browser-check bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -40,12 +40,12 @@ nbval: $(STAMP)
 # warning in a page that did not change is reported again instead of hidden by the cache.
 JB_FLAGS := --all --warningiserror --nitpick --keep-going
 
-book: $(STAMP) mathjax
+book: $(STAMP) mathjax plotly
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
 
 # The same HTML from the outputs stored in the notebooks (nbval has just proved them
 # current): a generated copy of _config.yml that says execute_notebooks: off.
-book-from-outputs: $(STAMP) mathjax
+book-from-outputs: $(STAMP) mathjax plotly
 	$(PY) -c 'import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); \
 	    c.setdefault("execute", {})["execute_notebooks"] = "off"; \
 	    yaml.safe_dump(c, open(sys.argv[2], "w"), sort_keys=False)' _config.yml _build/config-from-outputs.yml
@@ -73,6 +73,29 @@ $(MATHJAX_STAMP):
 	rm -rf $(MATHJAX_DIR) && mkdir -p $(MATHJAX_DIR)
 	tar -xzf $(MATHJAX_TGZ) -C $(MATHJAX_DIR) --strip-components=2 package/es5
 	find $(MATHJAX_DIR) -maxdepth 1 -name '*.js' ! -name tex-chtml-full.js -delete
+	touch $@
+
+# Plotly for the interactive figures (actlib/explorer.py, book/_static/actlib-explorer.js),
+# served from the build like MathJax: npm's plotly.js-basic-dist-min (scatter, bar and pie
+# only, 1.0 MB; the full plotly.min.js that plotly.py ships is 4.6 MB), checked against its
+# SHA-512, cached beside MathJax and unpacked into _build/plotly-static/plotly/, which
+# _config.yml adds to html_static_path. The explorer's script loads it only on pages with a
+# figure.
+PLOTLY_VERSION := 3.1.0
+PLOTLY_SHA512  := 2c40745469d6d97317bd6f3daa2f235def860594e9e95c01627fa430333becb49b497b4f8a43e787b9d96396419cb74b3333f443cf2c90463b0b42e255d07d64
+PLOTLY_TGZ     := $(MATHJAX_CACHE)/plotly.js-basic-dist-min-$(PLOTLY_VERSION).tgz
+PLOTLY_DIR     := _build/plotly-static/plotly
+PLOTLY_STAMP   := $(PLOTLY_DIR)/.version-$(PLOTLY_VERSION)
+
+plotly: $(PLOTLY_STAMP)
+
+$(PLOTLY_STAMP):
+	mkdir -p $(MATHJAX_CACHE) _build
+	test -s $(PLOTLY_TGZ) || (cd $(MATHJAX_CACHE) && npm pack --silent plotly.js-basic-dist-min@$(PLOTLY_VERSION) > /dev/null)
+	echo "$(PLOTLY_SHA512)  $(PLOTLY_TGZ)" | sha512sum -c --quiet - \
+	    || { rm -f $(PLOTLY_TGZ); echo "plotly: checksum mismatch, tarball removed" >&2; exit 1; }
+	rm -rf $(PLOTLY_DIR) && mkdir -p $(PLOTLY_DIR)
+	tar -xzf $(PLOTLY_TGZ) -C $(PLOTLY_DIR) --strip-components=1 package/plotly-basic.min.js package/LICENSE
 	touch $@
 
 # Headless Chromium opens every page of _build/html (tests/browser/). The browser is
