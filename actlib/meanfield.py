@@ -175,7 +175,8 @@ class _Unit:
         try:
             whole, _ = self.values_and_slopes(probe)  # with autograd, as the quadratures use it
             halves = torch.cat([self(probe[:4]), self(probe[4:])])
-        except Exception as error:  # noqa: BLE001: any failure means f does not fit; say why
+        # Any failure at all means f does not fit the theory: say why, whatever it was.
+        except Exception as error:  # noqa: BLE001
             raise TypeError(
                 f"{what} cannot be evaluated as a unit of the mean-field theory ({error}): f must "
                 "take a float64 torch tensor and return a torch tensor, one output per unit "
