@@ -25,6 +25,33 @@ def check_floating(input: torch.Tensor, name: str) -> None:
         )
 
 
+def check_bool(value, name: str) -> None:
+    """A clear error unless ``value`` is a bool (not 0/1, not a string)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
+
+
+def check_int(value, name: str, minimum: int) -> None:
+    """A clear error unless ``value`` is an int (not a bool or a float) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+def check_feature_input(input, in_features: int) -> None:
+    """The input of an output layer: a floating-point tensor whose last dimension is ``in_features``."""
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
+    if not input.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
+    if input.dim() == 0 or input.shape[-1] != in_features:
+        raise ValueError(
+            f"input must have in_features={in_features} as its last dimension, "
+            f"got shape {tuple(input.shape)}"
+        )
+
+
 def opmath(tensor: torch.Tensor) -> torch.Tensor:
     """Return ``tensor`` in the precision the arithmetic should run in.
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._common import eager_only_jvp
+from ._common import check_bool, check_feature_input, check_int, eager_only_jvp
 from .trees import balanced_tree, check_tree, huffman_tree, random_tree, tree_paths
 
 # The tree builders are re-exported so that this module is the one import for all of it.
@@ -52,20 +52,6 @@ __all__ = [
 _LOG_PROB_BLOCK = 2**23
 
 
-def _check_bool(value, name: str) -> None:
-    """A clear error unless ``value`` is a bool (not 0/1, not a string)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
-
-
-def _check_int(value, name: str, minimum: int) -> None:
-    """A clear error unless ``value`` is an int (not a bool or a float) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-
-
 class HierarchicalSoftmaxOutput(NamedTuple):
     """What :meth:`HierarchicalSoftmax.forward` returns, as AdaptiveLogSoftmaxWithLoss does."""
 
@@ -74,7 +60,7 @@ class HierarchicalSoftmaxOutput(NamedTuple):
 
 
 class TopK(NamedTuple):
-    """What :meth:`HierarchicalSoftmax.topk` returns, as :func:`torch.topk` does."""
+    """What ``topk`` of HierarchicalSoftmax and of the sampled layers returns, as :func:`torch.topk` does."""
 
     values: Tensor  #: log-probabilities, in descending order along the last dimension
     indices: Tensor  #: their classes
@@ -456,10 +442,10 @@ class HierarchicalSoftmax(nn.Module):
         children: Tensor | None = None,
     ) -> None:
         super().__init__()
-        _check_int(in_features, "in_features", 1)
-        _check_int(num_classes, "num_classes", 2)
-        _check_bool(bias, "bias")
-        _check_bool(sparse, "sparse")
+        check_int(in_features, "in_features", 1)
+        check_int(num_classes, "num_classes", 2)
+        check_bool(bias, "bias")
+        check_bool(sparse, "sparse")
         if children is not None and counts is not None:
             raise ValueError("give counts (for a Huffman tree) or children (a tree), not both")
         if children is not None:
@@ -525,7 +511,7 @@ class HierarchicalSoftmax(nn.Module):
 
     @sparse.setter
     def sparse(self, value: bool) -> None:
-        _check_bool(value, "sparse")
+        check_bool(value, "sparse")
         for table in (self.node_vectors, self.node_biases):
             if table is not None:
                 table.sparse = value
@@ -635,15 +621,7 @@ class HierarchicalSoftmax(nn.Module):
     # -- input checks -----------------------------------------------------------------
 
     def _flatten_input(self, input: Tensor) -> tuple[Tensor, torch.Size]:
-        if not isinstance(input, Tensor):
-            raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
-        if not input.is_floating_point():
-            raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
-        if input.dim() == 0 or input.shape[-1] != self.in_features:
-            raise ValueError(
-                f"input must have in_features={self.in_features} as its last dimension, "
-                f"got shape {tuple(input.shape)}"
-            )
+        check_feature_input(input, self.in_features)
         x = input.reshape(-1, self.in_features).to(self.weight.dtype)
         return x, input.shape[:-1]
 

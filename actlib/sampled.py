@@ -45,6 +45,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._common import check_bool, check_feature_input, check_int
+from .hierarchical import TopK
+
 __all__ = ["Candidates", "NegativeSampling", "SampledOutput", "SampledSoftmax", "TopK"]
 
 # predict/topk work on blocks of about this many (example, class) scores at a time.
@@ -64,13 +67,6 @@ class SampledOutput(NamedTuple):
     loss: Tensor  #: the batch's loss, reduced as ``reduction`` says (mean by default)
 
 
-class TopK(NamedTuple):
-    """What :meth:`topk` returns, as :func:`torch.topk` does."""
-
-    values: Tensor  #: exact log-probabilities, in descending order along the last dimension
-    indices: Tensor  #: their classes
-
-
 class Candidates(NamedTuple):
     """A sampled set of classes for :class:`SampledSoftmax`, shared by the whole batch."""
 
@@ -80,18 +76,6 @@ class Candidates(NamedTuple):
 
 
 # -- argument checks --------------------------------------------------------------------
-
-
-def _check_int(value, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-
-
-def _check_bool(value, name: str) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
 
 
 def _check_power(power) -> float:
@@ -161,10 +145,10 @@ class _SampledLayer(nn.Module):
     def __init__(self, in_features, num_classes, frequencies, power, allow_zero, bias,
                  sparse, reduction, device, dtype) -> None:  # fmt: skip
         super().__init__()
-        _check_int(in_features, "in_features", 1)
-        _check_int(num_classes, "num_classes", 2)
-        _check_bool(bias, "bias")
-        _check_bool(sparse, "sparse")
+        check_int(in_features, "in_features", 1)
+        check_int(num_classes, "num_classes", 2)
+        check_bool(bias, "bias")
+        check_bool(sparse, "sparse")
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         units = _sampling_table(frequencies, num_classes, _check_power(power), allow_zero)
@@ -263,7 +247,7 @@ class _SampledLayer(nn.Module):
 
     @sparse.setter
     def sparse(self, value: bool) -> None:
-        _check_bool(value, "sparse")
+        check_bool(value, "sparse")
         for table in (self.embedding, self.bias_embedding):
             if table is not None:
                 table.sparse = value
@@ -320,15 +304,7 @@ class _SampledLayer(nn.Module):
     # -- input checks -------------------------------------------------------------------
 
     def _flatten_input(self, input: Tensor) -> tuple[Tensor, torch.Size]:
-        if not isinstance(input, Tensor):
-            raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
-        if not input.is_floating_point():
-            raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
-        if input.dim() == 0 or input.shape[-1] != self.in_features:
-            raise ValueError(
-                f"input must have in_features={self.in_features} as its last dimension, "
-                f"got shape {tuple(input.shape)}"
-            )
+        check_feature_input(input, self.in_features)
         if input.dtype != self.weight.dtype and torch.is_autocast_enabled(input.device.type):
             # Under autocast the previous layer hands over its autocast dtype (bfloat16
             # from nn.Linear); compute in the parameters' dtype, as HierarchicalSoftmax does.
@@ -548,8 +524,8 @@ class NegativeSampling(_SampledLayer):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        _check_int(num_negatives, "num_negatives", 1)
-        _check_bool(remove_accidental_hits, "remove_accidental_hits")
+        check_int(num_negatives, "num_negatives", 1)
+        check_bool(remove_accidental_hits, "remove_accidental_hits")
         super().__init__(in_features, num_classes, frequencies, power, True, bias, sparse,
                          reduction, device, dtype)  # fmt: skip
         self.num_negatives = num_negatives
@@ -705,10 +681,10 @@ class SampledSoftmax(_SampledLayer):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        _check_int(num_classes, "num_classes", 2)
-        _check_int(num_samples, "num_samples", 1)
-        _check_bool(replacement, "replacement")
-        _check_bool(remove_accidental_hits, "remove_accidental_hits")
+        check_int(num_classes, "num_classes", 2)
+        check_int(num_samples, "num_samples", 1)
+        check_bool(replacement, "replacement")
+        check_bool(remove_accidental_hits, "remove_accidental_hits")
         if not replacement and num_samples >= num_classes:
             raise ValueError(
                 f"num_samples={num_samples} distinct classes out of num_classes="
