@@ -31,7 +31,7 @@ every layer and parameter), batches of 512 in a fresh random order every epoch.
 **An equal wall-clock budget.** The script first times one training step of every layer
 (forward, backward and Adagrad step), interleaved round by round as in
 ``benchmarks/hierarchical_softmax.py``, and gives each layer as many steps as fit in the
-budget (``--budget``, 60 s by default) at its median step time. The training runs then take
+budget (``--budget``, 40 s by default) at its median step time. The training runs then take
 those step counts, in worker processes (two at a time, one thread each, so that they do not
 disturb each other's results: the results depend on the step counts only). The clustered
 tree gets the balanced tree's steps, on top of its first model's.
@@ -45,6 +45,17 @@ set. After training, the trained layers of seed 0 are timed on ``predict`` for a
 1,024 test contexts, interleaved again, and the peak of tensor memory allocated during one
 training step is read from the profiler's memory events.
 
+Known limits of this version: the step times are measured with the machine's thread count
+(2 here, the CSV's ``threads``) while the workers train with one thread each, so the budget
+is one of 2-thread step times; they are timed on one fixed batch repeated, so the caches are
+warm and that batch's mix of frequent and rare targets counts for all; the full softmax and
+the hierarchical and sampled layers have a bias per class or node, negative sampling
+(word2vec's choice) and the adaptive softmax (PyTorch's default) none; one epoch is
+``ceil(tokens / 512)`` = 2,143 full batches, a few hundred examples more than one pass; the
+column ``worker_train_s`` is the wall time of a worker's training loop, checkpoint
+evaluations included. With one seed, a layer's two regimes start from the same parameters
+and draw the same batches and samples, so the shorter run is the beginning of the longer one.
+
 Three seeds; each seed has separate random streams for the parameters, the example order,
 the sampled classes and the random and clustered trees (``actlib.device.stream_generator``);
 the 4,096-token curve subset is drawn once, from the data stream of seed 0.
@@ -52,12 +63,14 @@ the 4,096-token curve subset is drawn once, from the data stream of seed 0.
 Usage (from the repository root)::
 
     make brown-corpus
-    .venv/bin/python benchmarks/output_layers_on_text.py            # about 40 minutes on 2 cores
+    .venv/bin/python benchmarks/output_layers_on_text.py            # over an hour on 2 cores
     .venv/bin/python benchmarks/output_layers_on_text.py --quick    # a check of the script
 
 Writes ``book/data/output_layers_on_text.csv`` (one row per layer and seed),
 ``book/data/output_layers_on_text_curves.csv`` (the checkpoints) and
-``book/data/brown_zipf.csv`` (the rank-frequency curve of the training words).
+``book/data/brown_zipf.csv`` (the rank-frequency curve of the training words) and
+``book/data/output_layers_on_text_trees.csv`` (path lengths of the fixed trees; with
+``--trees-only``, that file alone, in seconds).
 """
 
 import argparse
@@ -338,8 +351,9 @@ _CORPUS = None
 
 def load_corpus(path: Path | None, test_tokens: int | None) -> Corpus:
     corpus = Corpus(read_samples(path))
-    if test_tokens is not None:  # --quick: the first test tokens only
+    if test_tokens is not None:  # --quick: the first test tokens only (OOV ones no longer counted)
         corpus.test_x, corpus.test_y = corpus.test_x[:test_tokens], corpus.test_y[:test_tokens]
+        corpus.test_tokens, corpus.test_oov = len(corpus.test_y), 0
     return corpus
 
 
@@ -406,6 +420,31 @@ def zipf_rows(corpus: Corpus) -> list[dict]:
             for r in ranks if r <= corpus.num_classes and corpus.counts[r - 1] > 0]  # fmt: skip
 
 
+def tree_rows(corpus: Corpus, seeds: int) -> list[dict]:
+    """Path lengths of the fixed trees (balanced, Huffman, the random ones), per training token.
+
+    With the unigram entropy H in bits: a Huffman tree's mean path lies in [H, H + 1). The
+    clustered trees have the balanced tree's path lengths per class count, 15 or 16 steps,
+    but which words get 15 depends on the clustering, so they are left out.
+    """
+    p = corpus.counts / corpus.counts.sum()
+    entropy = -(p * p.log2()).sum().item()
+    trees = [
+        ("balanced", 0, actlib.trees.balanced_tree(corpus.num_classes)),
+        ("huffman", 0, actlib.trees.huffman_tree(corpus.counts)),
+    ]
+    trees += [("random", seed, random_tree(corpus.num_classes, generator=stream_generator("structure", seed)))
+              for seed in range(seeds)]  # fmt: skip
+    rows = []
+    for name, seed, children in trees:
+        lengths = (actlib.trees.tree_paths(children)[1] != 0).sum(dim=1).double()
+        rows.append({"tree": name, "seed": seed, "mean_path_per_token": (p * lengths).sum().item(),
+                     "shortest_path": int(lengths.min()), "longest_path": int(lengths.max()),
+                     "unigram_entropy_bits": entropy,
+                     "words_seen_once": int((corpus.counts == 1).sum())})  # fmt: skip
+    return rows
+
+
 def write(path: Path, rows: list[dict]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -432,25 +471,42 @@ def main(argv=None) -> None:
         action="store_true",
         help="a check of the script: 2 s budget, 0.02 epochs, 1 seed, 3 rounds, 8,192 test tokens",
     )
-    parser.add_argument("--out", type=Path, default=DATA, help="folder for the CSV files")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for the CSV files (default: book/data; "
+        "with --quick, a temporary folder, so that a check never replaces the "
+        "committed results)",
+    )
+    parser.add_argument(
+        "--trees-only",
+        action="store_true",
+        help="write only the tree statistics (output_layers_on_text_trees.csv)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.budget, args.epochs, args.seeds, args.rounds = 2.0, 0.02, 1, 3
+    if args.out is None:
+        args.out = Path(tempfile.mkdtemp(prefix="output-layers-quick-")) if args.quick else DATA
     if (
-        args.budget <= 0
-        or args.epochs <= 0
+        not 0 < args.budget < math.inf
+        or not 0 < args.epochs < math.inf
         or args.seeds < 1
         or args.rounds < 1
         or args.workers < 1
     ):
         parser.error(
-            "--budget and --epochs must be positive; --seeds, --rounds and --workers at least 1"
+            "--budget and --epochs must be positive and finite; --seeds, --rounds and --workers at least 1"
         )
 
     started = time.perf_counter()
     warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
     test_tokens = 8192 if args.quick else None
     corpus = load_corpus(args.corpus, test_tokens)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write(args.out / "output_layers_on_text_trees.csv", tree_rows(corpus, args.seeds))
+    if args.trees_only:
+        return
     print(f"Brown Corpus: {corpus.train_tokens:,} training and {corpus.test_tokens:,} test tokens "
           f"({corpus.test_oov:,} test targets outside the vocabulary, left out), "
           f"N = {corpus.num_classes:,} classes")  # fmt: skip
@@ -473,7 +529,8 @@ def main(argv=None) -> None:
               f"{steps['time'][name]:,} steps in {args.budget:g} s")  # fmt: skip
 
     results, curves = [], []
-    scratch = Path(tempfile.mkdtemp(prefix="output-layers-"))
+    scratch_folder = tempfile.TemporaryDirectory(prefix="output-layers-")  # the trained models
+    scratch = Path(scratch_folder.name)
     context = multiprocessing.get_context("spawn")
     print(f"training {len(LAYERS)} layers x {args.seeds} seeds x 2 regimes (the time budget, and "
           f"{args.epochs:g} epoch = {epoch_steps:,} steps), {args.workers} at a time ...")  # fmt: skip
@@ -505,6 +562,7 @@ def main(argv=None) -> None:
     print("timing predict() of the trained layers of seed 0 ...")
     predict_ms = {regime: time_predict(corpus, {n: scratch / f"{regime}-{n}.pt" for n in LAYERS},
                                        args.rounds) for regime in ("time", "epoch")}  # fmt: skip
+    scratch_folder.cleanup()
     rows = []
     for result in sorted(results, key=lambda r: (r["regime"], LAYERS.index(r["layer"]), r["seed"])):
         name, regime = result["layer"], result["regime"]
@@ -527,7 +585,6 @@ def main(argv=None) -> None:
             "in_features": HIDDEN,
             **environment,
         })  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
     write(args.out / "output_layers_on_text.csv", rows)
     write(
         args.out / "output_layers_on_text_curves.csv",
