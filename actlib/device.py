@@ -5,9 +5,10 @@ Every random draw of the course comes from a seeded CPU generator made by
 (:func:`seeded_randn`), a model's parameters (:func:`actlib.analysis.build_mlp`) and the
 order of the training examples (:func:`actlib.analysis.train`), the draws a training run
 makes (negative samples, sampled classes) and a model's structure (a random tree) each have
-a stream of their own. With one plain ``torch.Generator().manual_seed(seed)`` for all three, the same seed
-and shapes draw the very same numbers: the first weight matrix of a network would be a
-rescaled copy of its input data, and statistics measured on it would be artefacts.
+a stream of their own. With one plain ``torch.Generator().manual_seed(seed)`` for all of
+them, the same seed and shapes draw the very same numbers: the first weight matrix of a
+network would be a rescaled copy of its input data, and statistics measured on it would be
+artefacts.
 """
 
 import hashlib

@@ -177,14 +177,8 @@ class FullSoftmax(nn.Module):
     def loss(self, h, y, generator):
         return F.cross_entropy(self.linear(h), y)
 
-    def log_prob(self, h):
-        return F.log_softmax(self.linear(h), dim=-1)
-
     def predict(self, h):
         return self.linear(h).argmax(-1)
-
-    def top(self, h, k):
-        return self.linear(h).topk(k, dim=-1).indices
 
 
 class Adaptive(nn.AdaptiveLogSoftmaxWithLoss):
@@ -194,16 +188,10 @@ class Adaptive(nn.AdaptiveLogSoftmaxWithLoss):
     def loss(self, h, y, generator):
         return self(h, y).loss
 
-    def top(self, h, k):
-        return self.log_prob(h).topk(k, dim=-1).indices
-
 
 class Hierarchical(actlib.HierarchicalSoftmax):
     def loss(self, h, y, generator):
         return self(h, y).loss
-
-    def top(self, h, k):
-        return self.topk(h, k).indices
 
 
 class Sampled:
@@ -211,9 +199,6 @@ class Sampled:
 
     def loss(self, h, y, generator):
         return self(h, y, generator=generator).loss
-
-    def top(self, h, k):
-        return self.topk(h, k).indices
 
 
 class Negative(Sampled, actlib.NegativeSampling):
@@ -297,7 +282,7 @@ def target_log_prob_and_top(layer, h, y, k=0) -> tuple[Tensor, Tensor | None]:
     if isinstance(layer, Hierarchical) or (isinstance(layer, Adaptive) and not k):
         # Both layers' forward output is the exact log-probability of the target; the
         # hierarchical top-k is an exact search.
-        return layer(h, y).output, layer.top(h, k) if k else None
+        return layer(h, y).output, layer.topk(h, k).indices if k else None
     if isinstance(layer, Adaptive):
         log_prob = layer.log_prob(h)
     else:  # one matrix product of logits serves both
